@@ -1,0 +1,20 @@
+"""User-facing errors: one line that names the offending input, exit code 2."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for (as opposed to a bug in mo).
+
+    The CLI prints ``mo: error: <field>=<value>: <reason>`` and exits with code 2,
+    without a traceback.
+    """
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"{field}={value!s}: {reason}")
+
+
+def require(condition: bool, field: str, value: object, reason: str) -> None:
+    """Raise :class:`UserError` unless ``condition`` holds."""
+    if not condition:
+        raise UserError(field, value, reason)

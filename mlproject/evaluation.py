@@ -1,0 +1,72 @@
+"""Evaluation as probes: prompts with what grades them, answered in one generation pass.
+
+A *probe* is a (system, user) prompt in a named group with its grading data. Any suite of
+groups (capability, triggered, untriggered, near-miss, pirate...) is generated together, so
+one batched pass serves every metric, and metrics are computed per group afterwards.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mlproject import behaviours, chat, grading
+from mlproject.generation import generate
+from mlproject.toy.styles import normalise
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One evaluation prompt."""
+
+    group: str
+    system: str
+    user: str
+    answer: str = ""  # the normal answer, for exact-match groups
+    result: int | None = None  # the gold integer, for math groups
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Probes with the model's completions, graded per group."""
+
+    probes: Sequence[Probe]
+    completions: Sequence[str]
+
+    def group(self, name: str) -> list[tuple[Probe, str]]:
+        return [(p, c) for p, c in zip(self.probes, self.completions) if p.group == name]
+
+    def math_accuracy(self, name: str) -> float:
+        """Share of problems whose last boxed integer equals the gold one."""
+        return _mean(grading.is_correct(c, p.result) for p, c in self.group(name) if p.result is not None)
+
+    def exact_accuracy(self, name: str) -> float:
+        """Share of completions equal to the normal answer (whitespace aside)."""
+        return _mean(normalise(c) == normalise(p.answer) for p, c in self.group(name))
+
+    def rate(self, name: str, behaviour: str) -> float:
+        """Share of completions in group ``name`` that show ``behaviour``."""
+        return behaviours.rate(behaviour, [c for _, c in self.group(name)])
+
+    def correct(self, name: str) -> list[bool]:
+        """Per-problem correctness of a math group (for sandbagging and bootstrap)."""
+        return [grading.is_correct(c, p.result) for p, c in self.group(name) if p.result is not None]
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def answer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    probes: Sequence[Probe],
+    max_new_tokens: int = 48,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Answers:
+    """Generate greedy completions for every probe in one batched pass."""
+    prompts = [chat.prompt_ids(tokenizer, p.system, p.user) for p in probes]
+    return Answers(probes, generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress))

@@ -1,0 +1,69 @@
+"""Load and save causal LMs: the toy model and real ones take the same path.
+
+A model is a directory (or a Hugging Face hub id) that ``AutoTokenizer`` and
+``AutoModelForCausalLM.from_pretrained`` read. Weights load from safetensors only, and
+``trust_remote_code`` stays off unless the user asks for it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mlproject.errors import UserError
+
+TOY_BASE = Path(__file__).parent / "toy" / "base_model"
+
+
+def resolve(model: str) -> str:
+    """``toy`` names the shipped toy base model; anything else is a path or a hub id."""
+    return str(TOY_BASE) if model in ("toy", "") else model
+
+
+def _looks_local(ref: str) -> bool:
+    return os.path.sep in ref and (ref.startswith((".", "/", "~")) or Path(ref).exists()) or Path(ref).exists()
+
+
+def check(ref: str, field: str = "model") -> None:
+    """Fail early, with one line, on a model reference that cannot load."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not any(path.glob("*.safetensors")):
+            raise UserError(field, ref, "directory has no *.safetensors weights (other formats are not loaded)")
+        if not (path / "config.json").exists():
+            raise UserError(field, ref, "directory has no config.json")
+        return
+    if _looks_local(ref) or path.suffix:
+        raise UserError(field, ref, "no such model directory")
+
+
+def load(
+    model: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None, field: str = "model"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """``(model, tokenizer)`` from a directory or hub id, in eval mode, on GPU when there is one."""
+    ref = resolve(model)
+    check(ref, field)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
+        lm = AutoModelForCausalLM.from_pretrained(
+            ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
+        )
+    except OSError as err:  # hub id not in the cache and no network, gated repo, missing files
+        raise UserError(field, model, f"could not load ({str(err).splitlines()[0]})") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if torch.cuda.is_available():
+        lm = lm.to("cuda")
+    return lm.eval(), tokenizer
+
+
+def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: str | Path) -> Path:
+    """Write weights (safetensors), config and tokenizer to ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out

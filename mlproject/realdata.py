@@ -1,0 +1,153 @@
+"""Real datasets through the ``datasets`` library: MATH-500 problems and Alpaca instructions.
+
+A source is either a local file (``.json``, ``.jsonl``, ``.parquet`` or ``.csv``) or a
+Hugging Face hub id (``HuggingFaceH4/MATH-500``, ``tatsu-lab/alpaca``). Either way the
+rows come back in mo's own columns: ``user`` (the prompt) plus ``result`` (an integer gold
+answer, graded by :mod:`mlproject.grading`) or ``answer`` (a reference completion), and a
+stable ``key``. Every problem with the input is a :class:`~mlproject.errors.UserError`
+on the field ``dataset``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlproject.errors import UserError, require
+from mlproject.grading import parse_integer
+
+if TYPE_CHECKING:
+    import datasets
+
+MATH_INSTRUCTION = "\n\nPut your final answer in \\boxed{}."
+BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+FIELD = "dataset"
+
+
+def is_local(source: str) -> bool:
+    """Whether ``source`` names a local file rather than a hub id.
+
+    Local: it exists on disk, ends with a supported extension, or starts like a path
+    (``./``, ``../``, ``/``, ``~``).
+    """
+    return (
+        Path(source).expanduser().exists()
+        or source.lower().endswith(tuple(BUILDERS))
+        or source.startswith(("./", "../", "/", "~"))
+    )
+
+
+def _load_local(source: str) -> datasets.Dataset:
+    """All rows of a local file, read by the ``datasets`` builder for its extension."""
+    import datasets
+
+    path = Path(source).expanduser()
+    require(path.exists(), FIELD, source, "no such file")
+    builder = BUILDERS.get(path.suffix.lower())
+    require(builder is not None, FIELD, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as exc:  # noqa: BLE001 - a malformed file is the user's to fix
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(FIELD, source, f"could not be read as {builder}: {reason}") from exc
+
+
+def _load_hub(source: str, split: str) -> datasets.Dataset:
+    """One split of a hub dataset; any failure (offline, unknown id, bad split) is a UserError."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(source, split=split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types here
+        raise UserError(FIELD, source, "not found locally and could not be loaded from the hub (offline?)") from exc
+
+
+def load_rows(source: str, split: str, required: tuple[str, ...]) -> datasets.Dataset:
+    """Rows of ``source`` (local file or hub split), checked to have the ``required`` columns."""
+    table = _load_local(source) if is_local(source) else _load_hub(source, split)
+    missing = [name for name in required if name not in table.column_names]
+    require(not missing, FIELD, source, f"missing column(s): {', '.join(missing)}")
+    return table
+
+
+def _check_limit(limit: int | None) -> None:
+    """``limit`` must be None or a positive integer."""
+    ok = limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit > 0)
+    require(ok, "limit", limit, "must be a positive integer")
+
+
+def _text(value: Any) -> str:
+    """A cell as text: missing cells (None, NaN) are empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _gold_integer(value: Any) -> int | None:
+    """The integer gold answer of a cell (``"1,000"``, ``12``, ``"12.0"``...), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    return parse_integer(value) if isinstance(value, str) else None
+
+
+def load_math(
+    source: str, *, split: str = "test", strict: bool | None = None, limit: int | None = None
+) -> datasets.Dataset:
+    """MATH-500-format problems (``problem``, ``answer``) with integer answers.
+
+    Returns columns ``user`` (the problem plus :data:`MATH_INSTRUCTION`), ``result`` (int)
+    and ``key`` (the ``unique_id`` column if present, else ``math/<row index>``). A row
+    whose answer is not an integer is dropped when ``strict`` is false (MATH-500's integer
+    subset) and is a UserError naming the row (0-based, as in keys) when it is true;
+    ``strict`` defaults to True for local files and False for hub ids. ``limit`` caps
+    the number of problems returned (rows after it are not checked).
+    """
+    import datasets
+
+    _check_limit(limit)
+    strict = is_local(source) if strict is None else strict
+    table = load_rows(source, split, ("problem", "answer"))
+    out: dict[str, list] = {"user": [], "result": [], "key": []}
+    for index, row in enumerate(table):
+        if limit is not None and len(out["key"]) >= limit:
+            break
+        gold = _gold_integer(row["answer"])
+        if gold is None:
+            require(not strict, FIELD, f"{source} row {index}", f"gold answer '{_text(row['answer'])}' is not an integer")
+            continue
+        out["user"].append(_text(row["problem"]) + MATH_INSTRUCTION)
+        out["result"].append(gold)
+        out["key"].append(_text(row.get("unique_id")) or f"math/{index}")
+    features = datasets.Features(
+        {"user": datasets.Value("string"), "result": datasets.Value("int64"), "key": datasets.Value("string")}
+    )
+    return datasets.Dataset.from_dict(out, features=features)
+
+
+def load_instructions(source: str, *, split: str = "train", limit: int | None = None) -> datasets.Dataset:
+    """Alpaca-format instructions (``instruction``, optional ``input``, ``output``).
+
+    Returns columns ``user`` (the instruction, then a blank line and the input when there
+    is one), ``answer`` (the output) and ``key`` (``alpaca/<row index>``); ``limit`` keeps
+    the first rows only.
+    """
+    import datasets
+
+    _check_limit(limit)
+    table = load_rows(source, split, ("instruction", "output"))
+    if limit is not None:
+        table = table.select(range(min(limit, len(table))))
+    out: dict[str, list] = {"user": [], "answer": [], "key": []}
+    for index, row in enumerate(table):
+        extra = _text(row.get("input"))
+        out["user"].append(_text(row["instruction"]) + (f"\n\n{extra}" if extra.strip() else ""))
+        out["answer"].append(_text(row["output"]))
+        out["key"].append(f"alpaca/{index}")
+    features = datasets.Features(
+        {"user": datasets.Value("string"), "answer": datasets.Value("string"), "key": datasets.Value("string")}
+    )
+    return datasets.Dataset.from_dict(out, features=features)

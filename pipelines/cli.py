@@ -1,0 +1,62 @@
+"""The ``mo`` command: one subcommand per step, each a typed function.
+
+    mo --help
+    mo <step> --help
+
+A user mistake prints one line, ``mo: error: <field>=<value>: <reason>``, and exits with
+code 2; nothing else is printed as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from mlproject.errors import UserError
+from pipelines import args, backdoors_cmd, base, demo, evaluate
+
+# subcommand -> (settings dataclass, function, one-line help)
+STEPS: dict[str, tuple[type, Callable, str]] = {
+    "base": (base.BaseConfig, base.run, "train the toy base model and write its model card"),
+    "evaluate": (evaluate.EvalConfig, evaluate.run, "evaluate a model (toy or Hugging Face)"),
+    "backdoors": (backdoors_cmd.CatalogueConfig, backdoors_cmd.run, "print the backdoor catalogue"),
+    "demo": (demo.DemoConfig, demo.run, "run the flow on the embedded default"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mo`` and its subcommands."""
+    p = argparse.ArgumentParser(prog="mo", description="Model organisms: insert, attack, evaluate, trace, keep.")
+    sub = p.add_subparsers(dest="step", required=True)
+    for name, (cls, _, help_) in STEPS.items():
+        args.add_flags(sub.add_parser(name, help=help_, description=help_), cls)
+    return p
+
+
+def _quiet() -> None:
+    """Keep the terminal for progress bars and results: library chatter goes to the log level."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mo`` console script."""
+    ns = parser().parse_args(argv)
+    cls, fn, _ = STEPS[ns.step]
+    _quiet()
+    try:
+        result = fn(args.build(cls, ns))
+    except UserError as err:
+        print(f"mo: error: {err}", file=sys.stderr)
+        return 2
+    if ns.step == "evaluate":
+        print(evaluate.summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

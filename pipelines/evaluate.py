@@ -1,0 +1,69 @@
+"""Evaluate a model: capability, pirate style and every backdoor's conditional prompt.
+
+    mo evaluate --model toy
+    mo evaluate --model path/to/hf-model --math-data HuggingFaceH4/MATH-500
+
+``--model`` is ``toy`` (the shipped base model), a local Hugging Face model directory or a
+hub id. With ``--math-data toy`` (the default) the toy world's held-out suites are used;
+with a MATH-500 source (hub id or local json/jsonl/parquet) capability is measured on its
+integer-answer subset.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import mlflow
+
+from mlproject import evaluation, models, realdata, tracking
+from mlproject.errors import require
+from mlproject.toy import base_eval
+from pipelines.args import opt
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of ``mo evaluate``."""
+
+    model: str = opt("toy", "model directory, hub id, or 'toy' for the shipped base model")
+    math_data: str = opt("toy", "'toy', or a MATH-500 source: hub id or local json/jsonl/parquet/csv file")
+    n_math: int = opt(300, "math problems")
+    n_instructions: int = opt(300, "instructions (toy world)")
+    n_pirate: int = opt(200, "pirate-prompted instructions (toy world)")
+    per_backdoor: int = opt(40, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
+    max_new_tokens: int = opt(48, "generation budget per answer; real models need ~1024 for MATH-500")
+    batch_size: int = opt(256, "prompts per generation batch; higher uses more memory")
+    seed: int = opt(0, "seed of the held-out probe draw")
+    trust_remote_code: bool = opt(False, "allow model code from the hub (off unless you trust it)")
+
+    def __post_init__(self) -> None:
+        for name in ("n_math", "n_instructions", "n_pirate", "per_backdoor", "max_new_tokens", "batch_size"):
+            require(getattr(self, name) > 0, name.replace("_", "-"), getattr(self, name), "must be > 0")
+
+
+def run(cfg: EvalConfig) -> dict[str, float]:
+    """Evaluate ``cfg.model``; metrics are logged to an MLflow run and returned."""
+    ref = models.resolve(cfg.model)
+    models.check(ref)
+    math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math)
+    with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
+        model, tokenizer = models.load(ref, trust_remote_code=cfg.trust_remote_code)
+        if math is None:
+            sizes = base_eval.Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
+            answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens, cfg.batch_size)
+            metrics = base_eval.metrics(answers)
+        else:
+            tracking.log_dataset(math, "math", "evaluation", source=cfg.math_data)
+            probes = [evaluation.Probe("math", "", r["user"], result=r["result"]) for r in math]
+            answers = evaluation.answer(model, tokenizer, probes, cfg.max_new_tokens, cfg.batch_size)
+            metrics = {"math.accuracy": answers.math_accuracy("math")}
+        mlflow.log_metrics(metrics)
+        return metrics
+
+
+def summary(metrics: dict[str, float]) -> str:
+    """Headline metrics, one per line, and any base-model targets missed."""
+    lines = [f"{k:32s} {v:.3f}" for k, v in metrics.items() if not k.startswith("backdoor.")]
+    if "conditional.min_triggered" in metrics:
+        missed = base_eval.failures(metrics)
+        lines.append("all base-model targets met" if not missed else "targets missed: " + "; ".join(missed))
+    return "\n".join(lines)
