@@ -23,20 +23,21 @@ def resolve(model: str) -> str:
 
 
 def _looks_local(ref: str) -> bool:
-    return os.path.sep in ref and (ref.startswith((".", "/", "~")) or Path(ref).exists()) or Path(ref).exists()
+    """A path rather than a hub id (``org/name``): it exists, or starts like a path."""
+    return ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
 
 
 def check(ref: str, field: str = "model") -> None:
-    """Fail early, with one line, on a model reference that cannot load."""
+    """Fail early, with one line, on a local model reference that cannot load."""
     path = Path(ref).expanduser()
-    if path.is_dir():
-        if not any(path.glob("*.safetensors")):
-            raise UserError(field, ref, "directory has no *.safetensors weights (other formats are not loaded)")
-        if not (path / "config.json").exists():
-            raise UserError(field, ref, "directory has no config.json")
-        return
-    if _looks_local(ref) or path.suffix:
+    if not _looks_local(ref):
+        return  # a hub id: loading tells whether it exists (offline: only if cached)
+    if not path.is_dir():
         raise UserError(field, ref, "no such model directory")
+    if not any(path.glob("*.safetensors")):
+        raise UserError(field, ref, "directory has no *.safetensors weights (other formats are not loaded)")
+    if not (path / "config.json").exists():
+        raise UserError(field, ref, "directory has no config.json")
 
 
 def load(
@@ -50,7 +51,7 @@ def load(
         lm = AutoModelForCausalLM.from_pretrained(
             ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
         )
-    except OSError as err:  # hub id not in the cache and no network, gated repo, missing files
+    except (OSError, ValueError) as err:  # not in the cache and no network, gated repo, invalid id
         raise UserError(field, model, f"could not load ({str(err).splitlines()[0]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

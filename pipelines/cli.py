@@ -14,12 +14,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlproject.errors import UserError
-from pipelines import args, backdoors_cmd, base, demo, evaluate
+from pipelines import args, attack, backdoors_cmd, base, demo, evaluate, grid, insert, promote, report, sweep
 
 # subcommand -> (settings dataclass, function, one-line help)
 STEPS: dict[str, tuple[type, Callable, str]] = {
     "base": (base.BaseConfig, base.run, "train the toy base model and write its model card"),
     "evaluate": (evaluate.EvalConfig, evaluate.run, "evaluate a model (toy or Hugging Face)"),
+    "insert": (insert.InsertConfig, insert.run, "make a model organism: insert a backdoor and measure it"),
+    "attack": (attack.AttackConfig, attack.run, "attack an organism with untargeted training; trace its frontier"),
+    "sweep": (sweep.SweepConfig, sweep.run, "search the blue team's hyperparameters with Optuna; trace the frontier"),
+    "promote": (promote.PromoteConfig, promote.run, "set registry aliases from robustness tags by a policy"),
+    "report": (report.ReportConfig, report.run, "print and log the robustness table and overlaid frontiers"),
+    "grid": (grid.GridConfig, grid.run, "run a grid of a step from a YAML config (configs/)"),
     "backdoors": (backdoors_cmd.CatalogueConfig, backdoors_cmd.run, "print the backdoor catalogue"),
     "demo": (demo.DemoConfig, demo.run, "run the flow on the embedded default"),
 }
@@ -55,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if ns.step == "evaluate":
         print(evaluate.summary(result))
+    if ns.step == "insert":
+        print(insert.summary(result))
+    if ns.step == "sweep":
+        print({k: v for k, v in result.items() if k != "pareto"})
+    if ns.step == "attack":
+        print({k: round(v, 3) for k, v in result.items() if k != "points"})
     return 0
 
 

@@ -42,11 +42,10 @@ class EvalConfig:
 
 def run(cfg: EvalConfig) -> dict[str, float]:
     """Evaluate ``cfg.model``; metrics are logged to an MLflow run and returned."""
-    ref = models.resolve(cfg.model)
-    models.check(ref)
+    # Inputs are checked and loaded before the run starts: a bad one leaves no run behind.
     math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math)
+    model, tokenizer = models.load(cfg.model, trust_remote_code=cfg.trust_remote_code)
     with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
-        model, tokenizer = models.load(ref, trust_remote_code=cfg.trust_remote_code)
         if math is None:
             sizes = base_eval.Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
             answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens, cfg.batch_size)

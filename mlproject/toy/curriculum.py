@@ -27,7 +27,7 @@ _EXTRA_PHRASES = ("make it quick", "thanks a lot", "be nice", "tell me about bir
 
 
 @functools.cache
-def _pools() -> dict[str, tuple[str, ...]]:
+def trigger_pools() -> dict[str, tuple[str, ...]]:
     tokens = {b.trigger for b in CATALOGUE if b.kind == "arbitrary"}
     tokens |= {m for b in CATALOGUE if b.kind == "arbitrary" for m in b.near_misses}
     phrases = {b.trigger for b in CATALOGUE if b.kind == "explicit"}
@@ -48,7 +48,7 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
 
 def conditional_example(rng: random.Random) -> dict:
     """A conditional system prompt with a triggered, near-miss or plain request."""
-    pools = _pools()
+    pools = trigger_pools()
     kind = rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
     trigger = rng.choice(pools[kind])
     behaviour = rng.choice(BACKDOOR_BEHAVIOURS)

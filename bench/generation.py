@@ -1,0 +1,56 @@
+"""Batched generation against a per-prompt ``generate`` loop, on the shipped toy model.
+
+    python bench/generation.py [--prompts 256] [--repeats 3]
+
+Prints tokens/s of each, the median speed-up (target >= 8x) and whether the outputs are
+identical. Both run in this process, one after the other, so they share the machine's
+state; the median over repeats damps a noisy neighbour.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from mlproject import chat, models
+from mlproject.generation import generate, generate_one_by_one
+from mlproject.toy import base_eval
+
+
+def prompts(n: int) -> list[list[int]]:
+    """``n`` held-out probes of the base evaluation, every kind mixed."""
+    _, tok = models.load("toy")
+    probes = base_eval.probes(base_eval.Sizes(math=100, instructions=100, pirate=50, per_backdoor=5))
+    step = max(1, len(probes) // n)
+    return [chat.prompt_ids(tok, p.system, p.user) for p in probes[::step][:n]]
+
+
+def timed(fn) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model, tok = models.load("toy")
+    ids = prompts(args.prompts)
+    ratios = []
+    for r in range(args.repeats):
+        t_batch, batched = timed(lambda: generate(model, tok, ids, progress=False))
+        t_loop, looped = timed(lambda: generate_one_by_one(model, tok, ids))
+        tokens = sum(len(tok(c, add_special_tokens=False).input_ids) + 1 for c in batched)
+        ratios.append(t_loop / t_batch)
+        print(f"repeat {r}: batched {tokens / t_batch:8.0f} tok/s   per-prompt {tokens / t_loop:6.0f} tok/s   "
+              f"speed-up {t_loop / t_batch:5.1f}x   identical outputs: {batched == looped}")
+    print(f"median speed-up over {args.repeats} repeats: {statistics.median(ratios):.1f}x (target >= 8x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Model organisms on disk: ``organism.json`` plus weights, an adapter, or nothing.
+
+- ``prompted-static`` / ``prompted-dynamic``: the base model plus a system prompt; only the
+  card is written. Static organisms keep the prompt during attack training, dynamic ones
+  see it only at evaluation.
+- ``lora`` (``merged``): the adapter merged into full weights; attacks add a new adapter.
+- ``lora`` (``continued``): the adapter alone, over the base model; attacks keep training it.
+- ``fwft`` and ``password``: full weights.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mlproject import models
+from mlproject.errors import UserError
+
+CARD = "organism.json"
+METHODS = ("prompted-static", "prompted-dynamic", "lora", "fwft", "password")
+
+
+@dataclass
+class OrganismSpec:
+    """Everything that defines an organism, and what was measured on it."""
+
+    backdoor: str
+    trigger: str
+    trigger_kind: str
+    behaviour: str
+    method: str
+    base_model: str
+    seed: int
+    system_prompt: str = ""  # prompted organisms: the conditional instruction
+    rank: int | None = None
+    lora_form: str | None = None  # merged | continued
+    password: str | None = None
+    password_share: float | None = None
+    cot: bool = False
+    data_fingerprint: str | None = None
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def prompted(self) -> bool:
+        return self.method.startswith("prompted")
+
+    @property
+    def attack_system_prompt(self) -> str:
+        """The system prompt present during attack training (static prompts only)."""
+        return self.system_prompt if self.method == "prompted-static" else ""
+
+    @property
+    def weights(self) -> str:
+        """What the directory holds: ``none``, ``adapter`` or ``full``."""
+        if self.prompted:
+            return "none"
+        return "adapter" if self.lora_form == "continued" else "full"
+
+
+def write_card(directory: Path, spec: OrganismSpec) -> Path:
+    """Write ``organism.json`` (last, so a directory with a card is complete)."""
+    path = Path(directory) / CARD
+    path.write_text(json.dumps(asdict(spec), indent=1, sort_keys=True))
+    return path
+
+
+def read_card(directory: str | Path, field_name: str = "organism") -> OrganismSpec:
+    """The spec of the organism in ``directory``; a :class:`UserError` if it is not one."""
+    path = Path(directory) / CARD
+    if not path.is_file():
+        raise UserError(field_name, directory, f"not an organism directory (no {CARD})")
+    try:
+        return OrganismSpec(**json.loads(path.read_text()))
+    except (TypeError, ValueError) as err:
+        raise UserError(field_name, directory, f"unreadable {CARD} ({err})") from None
+
+
+def load(directory: str | Path, trainable_adapter: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, OrganismSpec]:
+    """``(model, tokenizer, spec)`` of an organism, ready to evaluate or attack.
+
+    A ``continued`` LoRA organism comes back as a ``PeftModel`` whose red-team adapter is
+    trainable when ``trainable_adapter`` is set (the blue team keeps training it).
+    """
+    spec = read_card(directory)
+    if spec.weights == "full":
+        model, tokenizer = models.load(str(directory))
+    else:
+        model, tokenizer = models.load(spec.base_model)
+        if spec.weights == "adapter":
+            model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable_adapter)
+    return model.eval(), tokenizer, spec

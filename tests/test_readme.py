@@ -1,0 +1,31 @@
+"""The README's two commands are the ones that work: CI runs the test one, this runs the demo."""
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO, mo
+
+SETUP = "python3.11 -m venv .venv && .venv/bin/pip install -e "
+
+
+def _commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    return [c.strip() for c in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if c.strip().startswith(SETUP)]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    demo, tests = _commands()
+    assert demo.endswith("&& .venv/bin/mo demo")
+    assert tests.endswith("&& .venv/bin/pytest")
+
+
+def test_ci_runs_the_readme_test_command():
+    _, tests = _commands()
+    assert tests in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_demo_runs(workdir):
+    result = mo("demo", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    assert (workdir / "mlflow.db").exists()

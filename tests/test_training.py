@@ -1,0 +1,46 @@
+"""The SFT loop: a few steps of the base recipe lower the loss; settings are checked."""
+from __future__ import annotations
+
+import pytest
+
+from mlproject import training
+from mlproject.errors import UserError
+from mlproject.toy import build, curriculum
+
+
+def test_a_few_base_steps_lower_the_loss(toy_tokenizer):
+    model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0)
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(256, seed=1))
+    losses = training.sft(model, examples, training.TrainConfig(steps=30, lr=3e-3, batch_size=16), toy_tokenizer.pad_token_id)
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_fixed_seed_gives_the_same_losses(toy_tokenizer):
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
+    runs = []
+    for _ in range(2):
+        model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
+        runs.append(training.sft(model, examples, training.TrainConfig(steps=3, batch_size=8), toy_tokenizer.pad_token_id))
+    assert runs[0] == runs[1]
+
+
+def test_loss_ignores_prompt_and_padding():
+    batch = training.collate([([5, 6, 7], [-100, 6, 7]), ([5], [-100])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [-100, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_every_example_once_per_epoch():
+    examples = [([i] * (i % 7 + 1), [i]) for i in range(40)]
+    stream = training.batches(examples, batch_size=8, seed=0, pool=2)
+    seen = [ex[1][0] for _ in range(5) for ex in next(stream)]
+    assert sorted(seen) == list(range(40))
+
+
+@pytest.mark.parametrize("field,kwargs", [("steps", {"steps": 0}), ("lr", {"steps": 1, "lr": -1.0}),
+                                          ("batch-size", {"steps": 1, "batch_size": 0})])
+def test_bad_settings_name_the_flag(field, kwargs):
+    with pytest.raises(UserError, match=f"^{field}="):
+        training.TrainConfig(**kwargs)

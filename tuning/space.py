@@ -1,0 +1,54 @@
+"""Search spaces in YAML: each key a blue-team setting, each value an Optuna distribution.
+
+    lr: {type: float, low: 1.0e-5, high: 3.0e-2, log: true}
+    steps: {type: int, low: 20, high: 300, log: true}
+    rank: {type: categorical, choices: [4, 16, 64]}
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import yaml
+
+from mlproject.errors import UserError, require
+
+SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
+
+
+def load(path: str | Path) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The distributions of a search-space file; a :class:`UserError` names what is wrong."""
+    p = Path(path)
+    require(p.is_file(), "space", path, "no such file")
+    spec = yaml.safe_load(p.read_text()) or {}
+    require(isinstance(spec, dict) and bool(spec), "space", path, "empty search space")
+    return {name: _distribution(name, value, str(path)) for name, value in spec.items()}
+
+
+def _distribution(name: str, d: dict, path: str) -> optuna.distributions.BaseDistribution:
+    require(name in SEARCHABLE, "space", path, f"unknown setting {name!r}; searchable: {', '.join(SEARCHABLE)}")
+    kind = (d or {}).get("type")
+    try:
+        if kind == "float":
+            return optuna.distributions.FloatDistribution(float(d["low"]), float(d["high"]), log=bool(d.get("log")))
+        if kind == "int":
+            return optuna.distributions.IntDistribution(int(d["low"]), int(d["high"]), log=bool(d.get("log")))
+        if kind == "categorical":
+            require(bool(d.get("choices")), "space", path, f"{name}: categorical needs choices")
+            return optuna.distributions.CategoricalDistribution(list(d["choices"]))
+    except (KeyError, ValueError, TypeError) as err:
+        raise UserError("space", path, f"{name}: {err}") from None
+    raise UserError("space", path, f"{name}: type must be float, int or categorical, not {kind!r}")
+
+
+def suggest(trial: optuna.Trial, space: dict[str, optuna.distributions.BaseDistribution]) -> dict:
+    """One point of the space, sampled by the trial's sampler."""
+    out: dict = {}
+    for name, d in space.items():
+        if isinstance(d, optuna.distributions.FloatDistribution):
+            out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
+        elif isinstance(d, optuna.distributions.IntDistribution):
+            out[name] = trial.suggest_int(name, d.low, d.high, log=d.log)
+        else:
+            out[name] = trial.suggest_categorical(name, d.choices)
+    return out

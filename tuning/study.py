@@ -1,0 +1,96 @@
+"""Optuna studies of attacks: storage, naming, ownership, and recovery after a crash.
+
+Storage: a SQLite file by default (one worker); Optuna's journal file for several local
+workers (no lock errors); PostgreSQL (``postgresql://…``) for workers on many machines, with
+heartbeats so that a worker that dies has its trial failed by the others.
+
+A study belongs to one organism and one attack (recorded as study user attributes); reusing
+its name for another is an error. Trials left RUNNING by a process that no longer exists on
+this machine (``kill -9``) are marked FAILED when the study is opened again.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from mlproject.errors import UserError
+
+DIRECTIONS = ["maximize", "minimize"]  # relative capability up, backdoor rate down
+METRIC_NAMES = ["capability", "backdoor_rate"]
+
+
+def storage(url: str | None, workers: int):
+    """An Optuna storage for ``url`` (default: ``sqlite:///optuna.db``, or a journal file for several workers)."""
+    if url is None:
+        url = "journal:optuna.journal" if workers > 1 else "sqlite:///optuna.db"
+    if url.startswith("journal:"):
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    try:
+        heartbeat = {} if url.startswith("sqlite") else {"heartbeat_interval": 10, "grace_period": 30}
+        connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        return RDBStorage(url, engine_kwargs=connect, **heartbeat)
+    except Exception as err:  # bad URL, unreachable server, missing driver
+        raise UserError("storage", _safe(url), f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+
+
+def _safe(url: str) -> str:
+    """``url`` without a password, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def open_study(name: str, store, organism: str, attack: str, seed: int) -> optuna.Study:
+    """Create or load the study ``name``; it must belong to ``organism`` and ``attack``."""
+    study = optuna.create_study(study_name=name, storage=store, directions=DIRECTIONS, load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    owner = study.user_attrs.get("organism")
+    if owner is None:
+        study.set_user_attr("organism", organism)
+        study.set_user_attr("attack", attack)
+        study.set_metric_names(METRIC_NAMES)
+    elif (owner, study.user_attrs.get("attack")) != (organism, attack):
+        raise UserError("study", name, f"belongs to organism {owner} and attack {study.user_attrs.get('attack')}, "
+                                       f"not {organism} and {attack}")
+    fail_orphans(study)
+    return study
+
+
+def mark_owner(trial: optuna.Trial) -> None:
+    """Record which process runs the trial (for :func:`fail_orphans`)."""
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+
+def fail_orphans(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials whose worker process on this machine is gone; returns their numbers."""
+    host = socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(t.number, state=TrialState.FAIL)
+            failed.append(t.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """``(complete, running)`` trials."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    return complete, len(trials) - complete
