@@ -43,10 +43,13 @@ def parser() -> argparse.ArgumentParser:
 def _quiet() -> None:
     """Keep the terminal for progress bars and results: library chatter goes to the log level."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

