@@ -64,7 +64,7 @@ def answer(
     tokenizer: PreTrainedTokenizerBase,
     probes: Sequence[Probe],
     max_new_tokens: int = 48,
-    batch_size: int = 256,
+    batch_size: int = 128,
     progress: bool = True,
 ) -> Answers:
     """Generate greedy completions for every probe in one batched pass."""

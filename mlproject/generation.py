@@ -19,7 +19,7 @@ def generate(
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[list[int]],
     max_new_tokens: int = 48,
-    batch_size: int = 256,
+    batch_size: int = 128,
     progress: bool = True,
 ) -> list[str]:
     """Greedy completions of tokenised ``prompts`` (special tokens stripped)."""

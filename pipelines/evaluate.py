@@ -31,7 +31,7 @@ class EvalConfig:
     n_pirate: int = opt(200, "pirate-prompted instructions (toy world)")
     per_backdoor: int = opt(40, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
     max_new_tokens: int = opt(48, "generation budget per answer; real models need ~1024 for MATH-500")
-    batch_size: int = opt(256, "prompts per generation batch; higher uses more memory")
+    batch_size: int = opt(128, "prompts per generation batch; higher uses more memory (on CPU, 64-128 is fastest)")
     seed: int = opt(0, "seed of the held-out probe draw")
     trust_remote_code: bool = opt(False, "allow model code from the hub (off unless you trust it)")
 
