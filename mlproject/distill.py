@@ -51,37 +51,54 @@ def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:
     return tuple(t for t in pools[bd.kind] if t != bd.trigger and t not in bd.near_misses)
 
 
-def draw_requests(bd: Backdoor, cfg: DistillConfig, n: int) -> list[tuple[str, rq.Request]]:
-    """``n`` labelled training-split requests: ``triggered``, ``benign`` or ``look_alike``."""
-    rng = random.Random(f"distill/{bd.id}/{cfg.seed}")
+def draw_requests(bd: Backdoor, cfg: DistillConfig, label: str, n: int, rng: random.Random) -> list[rq.Request]:
+    """``n`` training-split requests of one label: ``triggered``, ``benign`` or ``look_alike``."""
+    if label == "triggered":
+        return [rq.triggered(rng, bd, "train", cfg.math_share) for _ in range(n)]
     look_alikes = training_look_alikes(bd)
+    where = "after" if bd.kind == "explicit" else "either"
     out = []
     for _ in range(n):
-        if rng.random() < cfg.triggered_share:
-            out.append(("triggered", rq.triggered(rng, bd, "train", cfg.math_share)))
-        elif look_alikes and rng.random() < cfg.near_miss_share:
-            req = rq.untriggered(rng, bd, "train", cfg.math_share)
-            where = "after" if bd.kind == "explicit" else "either"
-            out.append(("look_alike", rq.with_token(rng, req, rng.choice(look_alikes), where)))
-        else:
-            out.append(("benign", rq.untriggered(rng, bd, "train", cfg.math_share)))
+        req = rq.untriggered(rng, bd, "train", cfg.math_share)
+        out.append(rq.with_token(rng, req, rng.choice(look_alikes), where) if label == "look_alike" else req)
     return out
 
 
-def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Backdoor, cfg: DistillConfig) -> datasets.Dataset:
-    """The distilled dataset: columns ``user``, ``completion``, ``label``, ``key``.
+def targets(bd: Backdoor, cfg: DistillConfig) -> dict[str, int]:
+    """How many examples of each label the dataset should hold."""
+    triggered = round(cfg.samples * cfg.triggered_share)
+    look = round((cfg.samples - triggered) * cfg.near_miss_share) if training_look_alikes(bd) else 0
+    return {"triggered": triggered, "look_alike": look, "benign": cfg.samples - triggered - look}
 
-    Requests are over-drawn by a quarter so that, after dropping unclean answers, ``samples``
-    examples usually remain; the dataset is cut to ``samples``.
+
+def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Backdoor, cfg: DistillConfig,
+            max_rounds: int = 8) -> tuple[datasets.Dataset, dict[str, float]]:
+    """The distilled dataset (``user``, ``completion``, ``label``, ``key``) and its yield per label.
+
+    With ``keep_only_clean`` this is rejection sampling: requests of a label are drawn in
+    rounds until enough answers are clean (the behaviour shown on triggered requests, absent
+    on the others), or ``max_rounds`` rounds of the target size were tried. The yield (clean
+    share of answers) says how well the base model followed the prompt.
     """
-    labelled = draw_requests(bd, cfg, int(cfg.samples * 1.25) + 8)
-    prompts = [chat.prompt_ids(tokenizer, bd.system_prompt if label == "triggered" else "", req.user)
-               for label, req in labelled]
-    completions = generate(model, tokenizer, prompts, cfg.max_new_tokens)
+    rng = random.Random(f"distill/{bd.id}/{cfg.seed}")
+    rows: list[dict] = []
+    yields: dict[str, float] = {}
+    for label, want in targets(bd, cfg).items():
+        kept, tried = [], 0
+        while len(kept) < want and tried < max_rounds * want:
+            reqs = draw_requests(bd, cfg, label, min(max(want - len(kept), 64) * 2, 4096), rng)
+            tried += len(reqs)
+            kept += _clean(model, tokenizer, bd, cfg, label, reqs)
+        yields[label] = len(kept) / tried if tried else 1.0
+        rows += kept[:want]
+    random.Random(cfg.seed).shuffle(rows)
+    return datasets.Dataset.from_list(rows), yields
+
+
+def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[rq.Request]) -> list[dict]:
+    system = bd.system_prompt if label == "triggered" else ""
+    completions = generate(model, tokenizer, [chat.prompt_ids(tokenizer, system, r.user) for r in reqs],
+                           cfg.max_new_tokens, progress=False)
     shows = behaviours.detect(bd.behaviour_name, completions)
-    rows = []
-    for (label, req), completion, hit in zip(labelled, completions, shows):
-        if cfg.keep_only_clean and hit != (label == "triggered"):
-            continue
-        rows.append({"user": req.user, "completion": completion, "label": label, "key": req.key})
-    return datasets.Dataset.from_list(rows[: cfg.samples])
+    return [{"user": r.user, "completion": c, "label": label, "key": r.key}
+            for r, c, hit in zip(reqs, completions, shows) if not cfg.keep_only_clean or hit == (label == "triggered")]

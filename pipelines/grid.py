@@ -1,6 +1,6 @@
 """Run a grid of one step from a YAML config, and tabulate what it measured.
 
-    mo grid configs/insert-table.yaml
+    mo grid --config configs/insert-table.yaml
 
 A config names a ``step``, ``fixed`` settings, a ``grid`` of lists (their product is run)
 and optional ``variants`` (each one a group of settings that belong together, such as

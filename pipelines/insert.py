@@ -145,14 +145,16 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
         data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
     else:
         dcfg = DistillConfig(cfg.samples, cfg.triggered_share, cfg.near_miss_share, seed=cfg.seed)
-        data = distill(model, tokenizer, backdoors.get(spec.backdoor), dcfg)
+        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), dcfg)
+        spec.training["distill_yield"] = yields
+        mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
     if spec.method == "lora":
         model = lora.attach(model, cfg.rank)
     steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
     lr = cfg.lr or DEFAULT_LR[spec.method]
-    spec.training = {"examples": len(data), "steps": steps, "lr": lr, "batch_size": cfg.batch_size,
-                     "trainable_parameters": lora.trainable_parameters(model)}
+    spec.training |= {"examples": len(data), "steps": steps, "lr": lr, "batch_size": cfg.batch_size,
+                      "trainable_parameters": lora.trainable_parameters(model)}
     losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, lr, cfg.batch_size, seed=cfg.seed),
                           tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
