@@ -39,7 +39,7 @@ def hf_trainer(examples, steps: int, batch_size: int, pad_id: int) -> float:
     rows = [{"input_ids": x, "labels": y} for x, y in examples]
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(out, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=1e-3,
-                                 lr_scheduler_type="linear", warmup_ratio=0.05, report_to=[], save_strategy="no",
+                                 lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), report_to=[], save_strategy="no",
                                  logging_strategy="no", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows,
                           data_collator=lambda b: training.collate([(r["input_ids"], r["labels"]) for r in b], pad_id))
