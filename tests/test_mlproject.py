@@ -28,10 +28,11 @@ def test_mlflow_run_evaluate(workdir):
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     exe = Path(sys.executable).with_name("mlflow")
     params = ["-P", "n_math=10", "-P", "n_instructions=10", "-P", "n_pirate=4", "-P", "per_backdoor=2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env |= {"MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1", "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
     result = subprocess.run([str(exe), "run", str(REPO), "-e", "evaluate", *params, "--env-manager", "local",
                              "--experiment-name", "evaluate"], cwd=workdir, capture_output=True, text=True,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1",
-                                 "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}, timeout=600)
+                            env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["evaluate"], output_format="list")
