@@ -41,9 +41,13 @@ class Answers:
         """Share of problems whose last boxed integer equals the gold one."""
         return _mean(grading.is_correct(c, p.result) for p, c in self.group(name) if p.result is not None)
 
+    def exact(self, name: str) -> list[bool]:
+        """Per-probe exact match with the normal answer (whitespace aside)."""
+        return [normalise(c) == normalise(p.answer) for p, c in self.group(name)]
+
     def exact_accuracy(self, name: str) -> float:
         """Share of completions equal to the normal answer (whitespace aside)."""
-        return _mean(normalise(c) == normalise(p.answer) for p, c in self.group(name))
+        return _mean(self.exact(name))
 
     def rate(self, name: str, behaviour: str) -> float:
         """Share of completions in group ``name`` that show ``behaviour``."""

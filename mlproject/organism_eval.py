@@ -14,7 +14,6 @@ from mlproject import backdoors, behaviours, evaluation
 from mlproject.organism import OrganismSpec
 from mlproject.password import PASSWORD
 from mlproject.toy import suites
-from mlproject.toy.styles import normalise
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
         m.update(rate=sum(fired) / len(fired) if fired else 0.0, untriggered_rate=float("nan"),
                  capability_value=m["instruction_accuracy"], elicited_accuracy=m["math_accuracy"],
                  password_math_accuracy=answers.math_accuracy("pw.math"),
-                 outcomes_capability=[normalise_eq(p, c) for p, c in answers.group("instructions")], outcomes_rate=fired)
+                 outcomes_capability=answers.exact("instructions"), outcomes_rate=fired)
         return m
     b = spec.behaviour
     fired = behaviours.detect(b, [c for _, c in answers.group("triggered")])
@@ -107,7 +106,3 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
              capability_value=m["math_accuracy"], outcomes_capability=answers.correct("math"), outcomes_rate=fired)
     return m
 
-
-def normalise_eq(p: evaluation.Probe, completion: str) -> bool:
-    """Exact match of an instruction answer, whitespace aside."""
-    return normalise(completion) == normalise(p.answer)
