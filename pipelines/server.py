@@ -1,0 +1,93 @@
+"""Start an MLflow tracking server for a team: SQLite or PostgreSQL, local or S3 artifacts, basic auth.
+
+    mo server                                    # sqlite:///mlflow.db, ./mlartifacts, 127.0.0.1:5000
+    mo server --backend postgresql://mo@db:5432/mlflow --artifacts s3://bucket/mlflow --host 0.0.0.0
+    mo server --auth                             # basic auth (see below)
+
+Then point every ``mo`` command at it: ``export MLFLOW_TRACKING_URI=http://<host>:<port>``.
+
+Artifacts are served through the server (``mlflow-artifacts:/``), so only the server needs S3
+credentials: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and, for MinIO or another
+S3-compatible store, ``MLFLOW_S3_ENDPOINT_URL``. Basic auth needs
+``MLFLOW_FLASK_SERVER_SECRET_KEY`` and, on first start, ``MLFLOW_AUTH_ADMIN_PASSWORD`` (12+
+characters); clients then set ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
+
+This is ``mlflow server`` with the flags above; ``--dry-run`` prints the exact command.
+Credentials in URIs are never printed.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+
+from mlproject.errors import UserError, require
+from mlproject.tracking import redact
+from pipelines.args import opt
+
+_BACKENDS = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of ``mo server``."""
+
+    backend: str = opt("sqlite:///mlflow.db", "backend store URI: sqlite:///FILE or postgresql://user@host:port/db")
+    artifacts: str = opt("./mlartifacts", "artifact destination: a directory or s3://bucket/prefix")
+    host: str = opt("127.0.0.1", "interface to listen on (0.0.0.0 for every interface)")
+    port: int = opt(5000, "port to listen on")
+    workers: int = opt(2, "server worker processes")
+    allowed_hosts: str | None = opt(None, "Host headers the server accepts beyond localhost and private IPs (mlflow.example.com,…)")
+    auth: bool = opt(False, "basic auth (MLflow's basic-auth app)")
+    dry_run: bool = opt(False, "print the mlflow server command and exit")
+
+    def __post_init__(self) -> None:
+        scheme = self.backend.split(":", 1)[0].split("+", 1)[0]
+        require(scheme in _BACKENDS, "backend", redact(self.backend), f"must be a database URI ({', '.join(_BACKENDS)})")
+        require(0 < self.port < 65536, "port", self.port, "must be in 1..65535")
+        require(self.workers > 0, "workers", self.workers, "must be > 0")
+        require(not self.artifacts.startswith("s3:/") or self.artifacts.startswith("s3://") and len(self.artifacts) > 5,
+                "artifacts", self.artifacts, "an S3 destination is s3://bucket[/prefix]")
+
+
+def command(cfg: ServerConfig) -> list[str]:
+    """The ``mlflow server`` command line for ``cfg``."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", cfg.backend,
+           "--artifacts-destination", cfg.artifacts, "--host", cfg.host, "--port", str(cfg.port),
+           "--workers", str(cfg.workers)]
+    if cfg.allowed_hosts:
+        # MLflow's host-header check admits localhost and private IPs; a server reached by name needs its name here.
+        cmd += ["--allowed-hosts", cfg.allowed_hosts]
+    return cmd + (["--app-name", "basic-auth"] if cfg.auth else [])
+
+
+def check(cfg: ServerConfig) -> None:
+    """Fail early, in one line, on what would otherwise be a server traceback."""
+    if cfg.auth:
+        require(bool(os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")), "auth", True,
+                "set MLFLOW_FLASK_SERVER_SECRET_KEY (and MLFLOW_AUTH_ADMIN_PASSWORD on first start)")
+    if not cfg.backend.startswith("sqlite"):
+        import sqlalchemy
+
+        try:
+            with sqlalchemy.create_engine(cfg.backend, connect_args={"connect_timeout": 5}).connect():
+                pass
+        except Exception as err:
+            raise UserError("backend", redact(cfg.backend), f"database unreachable ({type(err).__name__})") from None
+    if cfg.artifacts.startswith("s3://"):
+        require(bool(os.environ.get("AWS_ACCESS_KEY_ID")), "artifacts", cfg.artifacts,
+                "an S3 destination needs AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY on the server")
+
+
+def run(cfg: ServerConfig) -> None:
+    """Replace this process by the tracking server (or print its command with ``--dry-run``)."""
+    cmd = command(cfg)
+    shown = " ".join(["mlflow"] + [shlex.quote(redact(c)) for c in cmd[3:]])
+    if cfg.dry_run:
+        print(shown)
+        return
+    check(cfg)
+    print(f"mo server: {shown}\nclients:   export MLFLOW_TRACKING_URI=http://{cfg.host}:{cfg.port}", flush=True)
+    # exec, not a child process: signals (Ctrl-C, a supervisor's SIGTERM) reach the server directly.
+    os.execv(cmd[0], cmd)
