@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mlproject.progress import bar as progress_bar
 
 
 @torch.inference_mode()
@@ -26,7 +27,7 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="generate", disable=not progress or len(starts) < 2, leave=False):
+    for start in progress_bar(starts, "generate", disable=not progress or len(starts) < 2, leave=False):
         idx = order[start : start + batch_size]
         texts = _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens)
         for i, text in zip(idx, texts):

@@ -69,10 +69,12 @@ def _git(*args: str) -> str:
 def run(experiment: str, name: str, params: Mapping[str, object] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run in ``experiment`` that ends FAILED (with ``mo.error``) if the body raises.
 
+    Started while another run is active (``mo demo`` chaining steps), it is that run's child.
     Inside an MLflow Project entry point the project's run is resumed (MLflow sets
     ``MLFLOW_RUN_ID``), so ``mo`` and ``mlflow run`` record to the same run.
     """
     mlflow.set_tracking_uri(tracking_uri())
+    nested = nested or mlflow.active_run() is not None  # a step run inside another (the demo) is its child
     if not os.environ.get("MLFLOW_RUN_ID") or nested:
         _set_experiment(experiment)
     with mlflow.start_run(run_name=name, nested=nested, tags=provenance()) as active:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from mlproject import chat
+from mlproject import chat, progress
 from mlproject.errors import require
 
 
@@ -99,7 +98,7 @@ def sft(
     model.train()
     losses: list[float] = []
     stream = batches(examples, cfg.batch_size, cfg.seed)
-    for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False, mininterval=2):
+    for step in progress.bar(range(1, cfg.steps + 1), desc, leave=False, mininterval=2):
         batch = {k: v.to(acc.device) for k, v in collate(next(stream), pad_id).items()}
         loss = model(**batch).loss
         acc.backward(loss)

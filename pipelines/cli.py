@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
 def _quiet() -> None:
     """Keep the terminal for progress bars and results: library chatter goes to the log level."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "creating experiment …" lines
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
     import datasets
     import transformers
 

@@ -1,6 +1,7 @@
 """The robustness report: organisms x attacks, with AUC intervals and overlaid frontiers.
 
     mo report
+    mo report --parent <run id of a demo>
 
 Reads the latest finished sweep of every (organism, attack) from MLflow, prints a table
 (AUC with its 95% interval over trials, reduction at 90% capability, the organism's
@@ -25,22 +26,30 @@ class ReportConfig:
     """Settings of ``mo report``."""
 
     experiment: str = opt("sweeps", "MLflow experiment holding the sweeps")
+    parent: str | None = opt(None, "only the sweeps run inside this run (a demo's run id)")
 
 
-def latest_sweeps(experiment: str) -> list:
-    """The newest finished sweep run of every (organism, attack)."""
+def latest_sweeps(experiment: str, parent: str | None = None) -> list:
+    """The newest finished sweep run of every (organism, attack), optionally only the children of ``parent``."""
     mlflow.set_tracking_uri(tracking.tracking_uri())
     if mlflow.get_experiment_by_name(experiment) is None:
         raise UserError("experiment", experiment, "no such experiment; run `mo sweep` first")
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
+    where = "attributes.status = 'FINISHED'" + (f" and tags.mlflow.parentRunId = '{parent}'" if parent else "")
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where,
                               order_by=["attributes.start_time DESC"], output_format="list")
     seen, out = set(), []
     for r in runs:
-        key = (r.data.params.get("organism"), r.data.params.get("attack"))
+        key = (organism_label(r), r.data.params.get("attack"))
         if key not in seen and "auc" in r.data.metrics:
             seen.add(key)
             out.append(r)
     return out
+
+
+def organism_label(sweep_run) -> str:
+    """How the sweep named its organism: the registry reference, else the directory's name."""
+    ref = sweep_run.data.params.get("organism_ref") or sweep_run.data.params.get("organism", "?")
+    return ref.removeprefix("models:/") if ref.startswith("models:/") else Path(ref).name
 
 
 def rows(runs: list) -> list[dict]:
@@ -50,13 +59,21 @@ def rows(runs: list) -> list[dict]:
         directory = r.data.params["organism"]
         card = read_card(directory) if Path(directory).exists() else None
         m = r.data.metrics
-        out.append({"organism": Path(directory).name, "method": card.method if card else "?",
+        out.append({"organism": organism_label(r), "method": card.method if card else "?",
                     "attack": r.data.params["attack"], "auc": m["auc"], "auc_low": m.get("auc_low", float("nan")),
                     "auc_high": m.get("auc_high", float("nan")), "reduction_at_0.9": m["reduction_at_0.9"],
                     "triggered": card.metrics.get("triggered_rate", float("nan")) if card else float("nan"),
                     "untriggered": card.metrics.get("untriggered_rate", float("nan")) if card else float("nan"),
                     "run_id": r.info.run_id})
     return sorted(out, key=lambda x: (x["attack"], x["auc"]))
+
+
+def sweep_points(run_id: str) -> list[frontier.Point]:
+    """The frontier points a sweep logged (``frontier/points.json``)."""
+    logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/frontier/points.json")
+    cols = logged["columns"]
+    c, m = cols.index("capability"), cols.index("removal")
+    return [frontier.Point(row[c], row[m]) for row in logged["data"]]
 
 
 def table(report: list[dict]) -> str:
@@ -70,7 +87,7 @@ def table(report: list[dict]) -> str:
 
 def run(cfg: ReportConfig) -> list[dict]:
     """Build, print and log the report."""
-    report = rows(latest_sweeps(cfg.experiment))
+    report = rows(latest_sweeps(cfg.experiment, cfg.parent))
     text = table(report)
     print(text)
     with tracking.run("report", "robustness report"):
@@ -79,8 +96,7 @@ def run(cfg: ReportConfig) -> list[dict]:
         for attack in sorted({r["attack"] for r in report}):
             curves = {}
             for r in (x for x in report if x["attack"] == attack):
-                pts = mlflow.load_table("frontier/points.json", run_ids=[r["run_id"]])
-                curves[r["organism"]] = [frontier.Point(c, m) for c, m in zip(pts["capability"], pts["removal"])]
+                curves[r["organism"]] = sweep_points(r["run_id"])
             fig = plots.overlay_figure(curves, f"organisms against {attack}")
             mlflow.log_figure(fig, f"frontiers/{attack}.png")
             plots.plt.close(fig)

@@ -58,6 +58,12 @@ def register(directory: Path, spec: OrganismSpec) -> ModelVersion:
         raise
 
 
+def registered_by(run_id: str) -> str | None:
+    """``models:/<name>/<version>`` of the version registered from run ``run_id`` (None if it registered none)."""
+    found = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+    return f"models:/{found[0].name}/{found[0].version}" if found else None
+
+
 def check_kind(client: MlflowClient, name: str, spec: OrganismSpec) -> None:
     latest = _versions(client, name, 1)
     if not latest:

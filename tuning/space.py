@@ -13,12 +13,15 @@ import yaml
 
 from mlproject.errors import UserError, require
 
+REPO = Path(__file__).resolve().parent.parent
 SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
 
 
 def load(path: str | Path) -> dict[str, optuna.distributions.BaseDistribution]:
     """The distributions of a search-space file; a :class:`UserError` names what is wrong."""
     p = Path(path)
+    if not p.is_file() and not p.is_absolute() and (REPO / p).is_file():
+        p = REPO / p  # the spaces shipped in configs/ work from any directory
     require(p.is_file(), "space", path, "no such file")
     spec = yaml.safe_load(p.read_text()) or {}
     require(isinstance(spec, dict) and bool(spec), "space", path, "empty search space")
