@@ -1,25 +1,33 @@
-"""Run a grid of one step from a YAML config, and tabulate what it measured.
+"""Run a grid from a YAML config, and tabulate what it measured.
 
     mo grid --config configs/insert-table.yaml
+    mo grid --config configs/demo-grid.yaml
+    mo grid --config configs/full-grid.yaml        # method.md's whole grid: for machines with GPUs
 
 A config names a ``step``, ``fixed`` settings, a ``grid`` of lists (their product is run)
 and optional ``variants`` (each one a group of settings that belong together, such as
-``{method: lora, rank: 64}``). Finished cells are skipped, so a grid resumes where it
-stopped; the table is printed and written next to the outputs.
+``{method: lora, rank: 64}``); identical cells run once. Step ``insert`` makes organisms;
+step ``robustness`` makes each organism (registered) and then sweeps every attack of the
+config's ``sweep`` section against it, writing robustness tags on its registry version.
+Finished cells are skipped and sweeps resume, so a grid picks up where it stopped; the table
+is printed and written to ``runs/<config name>.md``.
 """
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import yaml
 
+from mlproject import attacks, tracking
 from mlproject.errors import UserError, require
 from mlproject.organism import read_card
-from pipelines import insert
+from pipelines import insert, sweep
 from pipelines.args import opt
+from registry import store
+from tuning import space as search_space
 
 
 @dataclass(frozen=True)
@@ -30,48 +38,74 @@ class GridConfig:
     table: str | None = opt(None, "where to write the markdown table (default runs/<config name>.md)")
 
 
-# step -> (settings class, run function, output directory of a cell, metric columns)
-STEPS: dict[str, tuple[type, Callable, Callable, tuple[str, ...]]] = {
-    "insert": (insert.InsertConfig, insert.run, lambda c: Path(c.out or Path("organisms") / insert.name(c)),
-               ("triggered_rate", "untriggered_rate", "near_miss_rate", "capability")),
-}
+ORGANISM_COLUMNS = ("triggered_rate", "untriggered_rate", "near_miss_rate", "capability")
+STEPS = ("insert", "robustness")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The ``sweep`` section of a robustness grid: what runs against every organism."""
+
+    attacks: tuple[str, ...] = ("qa", "pirate")
+    trials: int = 20
+    space: str = "configs/search/blue-team.yaml"
+    eval_size: int = 30
+    workers: int = 1
+    storage: str | None = None
+
+    def __post_init__(self) -> None:
+        require(bool(self.attacks), "sweep.attacks", self.attacks, "name at least one attack")
+        for a in self.attacks:
+            require(a in attacks.ATTACKS, "sweep.attacks", a, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
+        require(self.trials > 0, "sweep.trials", self.trials, "must be > 0")
+        search_space.load(self.space)
 
 
 def cells(spec: dict) -> list[dict]:
-    """Every setting of the grid: fixed, then one grid point, then one variant."""
+    """Every distinct setting of the grid: fixed, then one grid point, then one variant."""
     grid = spec.get("grid") or {}
     variants = spec.get("variants") or [{}]
     keys = list(grid)
-    out = []
+    out: list[dict] = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for variant in variants:
-            out.append({**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant})
+            cell = {**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}
+            if cell not in out:  # e.g. a password variant (no backdoor) crossed with every backdoor
+                out.append(cell)
     return out
 
 
-def load(path: str) -> tuple[str, list]:
-    """``(step, [settings objects])`` of a config; every cell is validated before any runs."""
+def load(path: str) -> tuple[str, list, SweepPlan | None]:
+    """``(step, [insertion settings], sweep plan)`` of a config; every cell is validated before any runs."""
     p = Path(path)
     require(p.is_file(), "config", path, "no such file")
     spec = yaml.safe_load(p.read_text()) or {}
     step = spec.get("step")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
-    cls = STEPS[step][0]
     try:
-        return step, [cls(**cell) for cell in cells(spec)]
+        settings = [insert.InsertConfig(**cell) for cell in cells(spec)]
+        plan = SweepPlan(**{k: tuple(v) if k == "attacks" else v for k, v in (spec.get("sweep") or {}).items()}) \
+            if step == "robustness" else None
     except TypeError as err:
         raise UserError("config", path, str(err)) from None
+    return step, settings, plan
+
+
+def organism_dir(cfg: insert.InsertConfig) -> Path:
+    return Path(cfg.out or Path("organisms") / insert.name(cfg))
 
 
 def run(cfg: GridConfig) -> str:
     """Run the missing cells of the grid and return the results table (markdown)."""
-    step, settings = load(cfg.config)
-    _, fn, out_of, columns = STEPS[step]
+    step, settings, plan = load(cfg.config)
+    columns = ORGANISM_COLUMNS + (tuple(f"auc.{a}" for a in plan.attacks) if plan else ())
     rows = []
     for i, s in enumerate(settings, 1):
-        out = out_of(s)
-        print(f"[{i}/{len(settings)}] {out.name}" + (" (done)" if out.exists() else ""), flush=True)
-        metrics = (read_card(out) if out.exists() else fn(s)).metrics
+        out = organism_dir(s)
+        print(f"[{i}/{len(settings)}] {out.name}" + (" (organism done)" if out.exists() else ""), flush=True)
+        metrics = dict((read_card(out) if out.exists() else insert.run(s)).metrics)
+        if plan:
+            metrics |= robustness(out, s, plan)
         rows.append([out.name] + [f"{metrics.get(c, float('nan')):.2f}" for c in columns])
     table = "\n".join(["| " + " | ".join(("cell",) + columns) + " |", "|" + "---|" * (len(columns) + 1)]
                       + ["| " + " | ".join(r) + " |" for r in rows])
@@ -80,3 +114,25 @@ def run(cfg: GridConfig) -> str:
     path.write_text(table + "\n")
     print(table)
     return table
+
+
+def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, float]:
+    """Sweep every attack of ``plan`` against the organism (resuming studies); ``auc.<attack>`` of each."""
+    ref = registered_ref(directory) if cfg.register else None
+    out = {}
+    for a in plan.attacks:
+        summary = sweep.run(sweep.SweepConfig(organism=ref or str(directory), attack=a, trials=plan.trials,
+                                              space=plan.space, eval_size=plan.eval_size, workers=plan.workers,
+                                              storage=plan.storage, seed=cfg.seed, study=f"{directory.name}-{a}"))
+        out[f"auc.{a}"] = summary["auc"]
+    return out
+
+
+def registered_ref(directory: Path) -> str | None:
+    """The registry version the organism in ``directory`` was registered as (found by its insertion run)."""
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    made = mlflow.search_runs(experiment_names=["organisms"], output_format="list", max_results=1,
+                              filter_string=f"tags.`mo.organism.dir` = '{directory.resolve()}' "
+                                            "and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    return store.registered_by(made[0].info.run_id) if made else None

