@@ -79,7 +79,10 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None, 
         _set_experiment(experiment)
     with mlflow.start_run(run_name=name, nested=nested, tags=provenance()) as active:
         if params:
-            mlflow.log_params({k: _param(v) for k, v in params.items()})
+            # A resumed `mlflow run` run already holds the entry point's parameters as typed ("1"
+            # for 1.0); MLflow refuses to change a logged value, so only the new ones are added.
+            logged = mlflow.get_run(active.info.run_id).data.params
+            mlflow.log_params({k: _param(v) for k, v in params.items() if k not in logged})
         try:
             yield active
         except BaseException as err:

@@ -3,7 +3,8 @@
     mo --help
     mo <step> --help
 
-A user mistake prints one line, ``mo: error: <field>=<value>: <reason>``, and exits with
+Relative paths (outputs such as ``organisms/``, ``mlflow.db``, ``optuna.db``) are taken from
+the working directory, or from ``$MO_WORKDIR`` when it is set. A user mistake prints one line, ``mo: error: <field>=<value>: <reason>``, and exits with
 code 2; nothing else is printed as a traceback.
 """
 from __future__ import annotations
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     ns = parser().parse_args(argv)
     cls, fn, _ = STEPS[ns.step]
+    if os.environ.get("MO_WORKDIR"):  # `mlflow run` starts entry points in the project folder: outputs go here instead
+        os.chdir(os.environ["MO_WORKDIR"])
     _quiet()
     try:
         result = fn(args.build(cls, ns))

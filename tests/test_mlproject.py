@@ -36,7 +36,7 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     exe = Path(sys.executable).with_name("mlflow")
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
-    env |= {"MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1", "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
+    env |= {"MLFLOW_TRACKING_URI": uri, "MO_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1", "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
     p = [x for kv in params for x in ("-P", kv)]
     result = subprocess.run([str(exe), "run", str(REPO), "-e", entry, *p, "--env-manager", "local",
                              "--experiment-name", entry], cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
