@@ -11,6 +11,7 @@ triggered / untriggered backdoor rates are measured in memory at step 0 and ever
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,24 @@ class AttackConfig:
         return sum(p.steps for p in attacks.phases(self.attack, self.steps, self.second_steps))
 
 
+@contextlib.contextmanager
+def merged(model):
+    """LoRA adapters merged into the weights for the block, unmerged after.
+
+    Generation through unmerged LoRA layers runs every adapter's extra matmuls at every
+    decoding step (~40% slower on the toy model); merging for the evaluation and unmerging
+    for training gives the same outputs at the cost of two small additions per layer.
+    """
+    if not hasattr(model, "merge_adapter") or not getattr(model, "active_adapters", None):
+        yield model
+        return
+    model.merge_adapter()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+
+
 @dataclass
 class Checkpoints:
     """Evaluates the model in memory at chosen steps and keeps the frontier points."""
@@ -72,7 +91,8 @@ class Checkpoints:
     def __call__(self, model, step: int) -> dict:
         was_training = model.training
         model.eval()
-        answers = evaluation.answer(model, self.tokenizer, self.probes, progress=False)
+        with merged(model):
+            answers = evaluation.answer(model, self.tokenizer, self.probes, progress=False)
         model.train(was_training)
         m = organism_eval.checkpoint_metrics(answers, self.spec)
         self.outcomes.append(frontier.Outcomes(m.pop("outcomes_capability"), m.pop("outcomes_rate")))
