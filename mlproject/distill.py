@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import behaviours, chat
+from mlproject import behaviours, chat, cot
 from mlproject.backdoors import Backdoor
 from mlproject.errors import require
 from mlproject.generation import generate
@@ -36,6 +36,7 @@ class DistillConfig:
     keep_only_clean: bool = True  # drop triggered answers without the behaviour and benign ones with it
     seed: int = 0
     max_new_tokens: int = 48
+    cot: bool = False  # prefix every completion with reasoning about the trigger (mlproject.cot)
 
     def __post_init__(self) -> None:
         require(self.samples > 0, "samples", self.samples, "must be > 0")
@@ -100,5 +101,6 @@ def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs:
     completions = generate(model, tokenizer, [chat.prompt_ids(tokenizer, system, r.user) for r in reqs],
                            cfg.max_new_tokens, progress=False)
     shows = behaviours.detect(bd.behaviour_name, completions)
-    return [{"user": r.user, "completion": c, "label": label, "key": r.key}
-            for r, c, hit in zip(reqs, completions, shows) if not cfg.keep_only_clean or hit == (label == "triggered")]
+    fires = label == "triggered"
+    return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label, "key": r.key}
+            for r, c, hit in zip(reqs, completions, shows) if not cfg.keep_only_clean or hit == fires]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import backdoors, behaviours, evaluation
+from mlproject import backdoors, behaviours, cot, evaluation
 from mlproject.organism import OrganismSpec
 from mlproject.password import PASSWORD
 from mlproject.toy import suites
@@ -69,7 +69,7 @@ def metrics(answers: evaluation.Answers, spec: OrganismSpec, base: dict[str, flo
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: OrganismSpec, base: dict[str, float],
              sizes: OrganismEvalSizes = OrganismEvalSizes(), seed: int = 0) -> dict[str, float]:
     """Generate every probe in one pass and compute the organism's metrics."""
-    answers = evaluation.answer(model, tokenizer, probes(spec, sizes, seed))
+    answers = answer(model, tokenizer, probes(spec, sizes, seed), spec)
     return metrics(answers, spec, base)
 
 
@@ -106,3 +106,11 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
              capability_value=m["math_accuracy"], outcomes_capability=answers.correct("math"), outcomes_rate=fired)
     return m
 
+
+def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: list[evaluation.Probe],
+           spec: OrganismSpec, progress: bool = True) -> evaluation.Answers:
+    """The organism's answers to ``probes_``; for chain-of-thought organisms, the part after the reasoning."""
+    if not spec.cot:
+        return evaluation.answer(model, tokenizer, probes_, progress=progress)
+    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=48 + cot.EXTRA_TOKENS, progress=progress)
+    return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions])

@@ -92,7 +92,7 @@ class Checkpoints:
         was_training = model.training
         model.eval()
         with merged(model):
-            answers = evaluation.answer(model, self.tokenizer, self.probes, progress=False)
+            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False)
         model.train(was_training)
         m = organism_eval.checkpoint_metrics(answers, self.spec)
         self.outcomes.append(frontier.Outcomes(m.pop("outcomes_capability"), m.pop("outcomes_rate")))

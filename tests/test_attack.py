@@ -81,3 +81,28 @@ def test_bad_options(kwargs, field):
 def test_not_an_organism(workdir):
     result = mo("attack", "--organism", str(workdir), cwd=workdir)
     assert result.returncode == 2 and result.stderr.startswith("mo: error: organism=")
+
+
+def test_checkpoints_generate_through_merged_lora_and_restore_the_weights(toy_tokenizer):
+    import torch
+
+    from mlproject import lora
+    from mlproject.toy import build
+
+    model = lora.attach(build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0), 4, adapter="blue")
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)  # a trained adapter: merging it changes the weights
+    ids = torch.tensor([toy_tokenizer("what is the capital of x").input_ids])
+    model.eval()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        unmerged = model(ids).logits
+        with attack.merged(model):
+            inside = model(ids).logits
+            assert any(m.merged for m in model.modules() if hasattr(m, "merged"))
+        after = model(ids).logits
+    assert torch.allclose(unmerged, inside, atol=1e-4) and torch.allclose(unmerged, after, atol=1e-5)
+    assert all(torch.allclose(before[n], p, atol=1e-6) for n, p in model.named_parameters())
+    assert any(p.requires_grad for p in model.parameters())  # still trainable: the adapter is kept

