@@ -6,13 +6,15 @@ the clients hold no S3 credentials (artifacts are proxied by the server).
 from __future__ import annotations
 
 import shutil
+import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from pipelines import server
 from mlproject.errors import UserError
+from pipelines import server
 from tests import servers
 from tests.conftest import mo
 
@@ -72,3 +74,23 @@ def test_unreachable_database_is_one_line_without_the_password(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("mo: error: backend=postgresql://mo:***@127.0.0.1:9/mlflow: "
                                      "database unreachable (OperationalError)")
+
+
+def test_basic_auth_server_refuses_anonymous_clients(workdir):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key", "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-test-password"}
+    exe = Path(sys.executable).with_name("mo")
+    port = servers.free_port()
+    cmd = [str(exe), "server", "--backend", f"sqlite:///{workdir / 'auth.db'}", "--port", str(port), "--workers", "1", "--auth"]
+    with servers.process(cmd, f"http://127.0.0.1:{port}/health", env=env, cwd=workdir):
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        token = base64.b64encode(b"admin:a-long-test-password").decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
