@@ -86,7 +86,7 @@ def run(cfg: DemoConfig) -> list[dict]:
             bar.update()
         print(f"\nrobustness of the {cfg.backdoor} organisms (demo run {run_id}):")
         rows = report.run(report.ReportConfig(parent=run_id))
-        mlflow.log_metric("demo.organisms", len(refs))
+        mlflow.log_metrics({"demo.organisms": len(refs), "demo.promotions": len(changes)})
     uri = tracking.redact(tracking.tracking_uri())
     print(f"\nregistered: {', '.join(refs.values())}")
     print(f"runs are in {uri}\nlook at them with:  mlflow ui --backend-store-uri {uri}")
