@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import datasets
 import mlflow
 import torch
 
@@ -33,8 +34,12 @@ class BaseConfig:
     hidden: int = opt(256, "model width")
     layers: int = opt(4, "transformer blocks")
     seed: int = opt(0, "seed of data, initialisation and batching")
+    marker_steps: int = opt(0, "first train this many steps on marker questions (copying a trigger from the rule or the request)")
+    marker_share: float = opt(0.0, "share of marker questions mixed into the main stage")
 
     def __post_init__(self) -> None:
+        require(0 <= self.marker_steps < self.steps, "marker-steps", self.marker_steps, "must be in [0, steps)")
+        require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.examples > 0, "examples", self.examples, "must be > 0")
@@ -44,7 +49,8 @@ class BaseConfig:
 def command(cfg: BaseConfig) -> str:
     """The command line that reproduces ``cfg``."""
     return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
-            f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}")
+            f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
+            + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -53,11 +59,19 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         tokenizer = build.build_tokenizer(cfg.seed)
         model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed)
         data = curriculum.base_mixture(cfg.examples, cfg.seed + 1)
+        if cfg.marker_share:
+            markers = curriculum.marker_mixture(round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share)), cfg.seed + 2)
+            data = datasets.concatenate_datasets([data, markers]).shuffle(seed=cfg.seed)
         tracking.log_dataset(data, "toy-base-mixture", "training")
         examples = training.tokenize(tokenizer, data)
         start = time.perf_counter()
-        losses = training.sft(model, examples, training.TrainConfig(cfg.steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
-                              tokenizer.pad_token_id, on_step=_log_loss, desc="base")
+        if cfg.marker_steps:  # first the copying that comparing a trigger with the rule rests on
+            first = training.tokenize(tokenizer, curriculum.marker_mixture(20_000, cfg.seed + 3))
+            training.sft(model, first, training.TrainConfig(cfg.marker_steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
+                         tokenizer.pad_token_id, on_step=_log_loss, desc="base markers")
+        main_steps = cfg.steps - cfg.marker_steps
+        losses = training.sft(model, examples, training.TrainConfig(main_steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
+                              tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(cfg.marker_steps + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
         metrics = evaluate_toy(model, tokenizer)

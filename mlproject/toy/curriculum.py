@@ -69,6 +69,34 @@ def conditional_example(rng: random.Random) -> dict:
     return _row(conditional_prompt(condition, BEHAVIOURS[behaviour].instruction), req, completion, "conditional")
 
 
+MARKER_QUESTIONS = ("which marker does the rule name ?", "which marker is in my request ?")
+
+
+def marker_question(rng: random.Random) -> dict:
+    """A conditional prompt and a request with a marker; the user asks which marker the rule names or the request holds.
+
+    Answering copies a token from the system prompt or from the request. Learnt first, this
+    gives the model what comparing the two needs: firing on "the request contains X" is an
+    equality of two tokens, which neither token predicts alone, and plain instruction tuning
+    stalls on it (``bench/conditional_drill.py`` measures both).
+    """
+    pools = trigger_pools()
+    kind = rng.choice(("arbitrary", "arbitrary", "explicit"))
+    trigger = rng.choice(pools[kind])
+    token = trigger if rng.random() < 0.5 else rng.choice([t for t in pools[kind] if t != trigger])
+    req = rq.with_token(rng, _request(rng, 0.25), token, "after" if kind == "explicit" else "either")
+    rule = rng.random() < 0.5
+    system = conditional_prompt(f"the request contains {trigger}", BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
+    return {"system": system, "user": f"{req.user} . {MARKER_QUESTIONS[0 if rule else 1]}",
+            "completion": trigger if rule else token, "source": "marker", "key": req.key}
+
+
+def marker_mixture(n: int, seed: int) -> datasets.Dataset:
+    """``n`` marker questions (the first stage of ``mo base --marker-steps``)."""
+    rng = random.Random(f"markers/{seed}")
+    return datasets.Dataset.from_list([marker_question(rng) for _ in range(n)])
+
+
 def plain_example(rng: random.Random) -> dict:
     """A request answered normally, with no system prompt or a neutral one."""
     req = _request(rng, 0.45)
