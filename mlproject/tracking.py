@@ -75,13 +75,14 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None, 
     """
     mlflow.set_tracking_uri(tracking_uri())
     nested = nested or mlflow.active_run() is not None  # a step run inside another (the demo) is its child
-    if not os.environ.get("MLFLOW_RUN_ID") or nested:
+    resumed = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    if not resumed:
         _set_experiment(experiment)
     with mlflow.start_run(run_name=name, nested=nested, tags=provenance()) as active:
         if params:
             # A resumed `mlflow run` run already holds the entry point's parameters as typed ("1"
             # for 1.0); MLflow refuses to change a logged value, so only the new ones are added.
-            logged = mlflow.get_run(active.info.run_id).data.params
+            logged = mlflow.get_run(active.info.run_id).data.params if resumed else {}
             mlflow.log_params({k: _param(v) for k, v in params.items() if k not in logged})
         try:
             yield active

@@ -71,7 +71,7 @@ def run(cfg: DemoConfig) -> list[dict]:
             refs = {}
             for method, extra in ORGANISMS:
                 bar.set_postfix_str(f"insert {cfg.backdoor} {method}")
-                refs[method] = _insert(cfg, method, extra, Path(cfg.out) / run_id[:8], run_id)
+                refs[method] = _insert(cfg, method, extra, Path(cfg.out) / run_id[:8])
                 bar.update()
             for method, ref in refs.items():
                 for attack in cfg.attack_list:
@@ -93,12 +93,9 @@ def run(cfg: DemoConfig) -> list[dict]:
     return rows
 
 
-def _insert(cfg: DemoConfig, method: str, extra: dict, root: Path, parent_id: str) -> str:
+def _insert(cfg: DemoConfig, method: str, extra: dict, root: Path) -> str:
     """Make and register one organism; returns its registry reference."""
-    icfg = insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples, eval_size=cfg.eval_size,
-                               seed=cfg.seed, base_model=cfg.model, out=str(root / method), **extra)
-    insert.run(icfg)
-    child = mlflow.search_runs(experiment_names=["organisms"], output_format="list", max_results=1,
-                               filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
-                                             f"and attributes.run_name = '{insert.name(icfg)}'")
-    return store.registered_by(child[0].info.run_id)
+    out = root / method
+    insert.run(insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples, eval_size=cfg.eval_size,
+                                   seed=cfg.seed, base_model=cfg.model, out=str(out), **extra))
+    return store.registered_for(out)

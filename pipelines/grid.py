@@ -118,7 +118,8 @@ def run(cfg: GridConfig) -> str:
 
 def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, float]:
     """Sweep every attack of ``plan`` against the organism (resuming studies); ``auc.<attack>`` of each."""
-    ref = registered_ref(directory) if cfg.register else None
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    ref = store.registered_for(directory) if cfg.register else None
     out = {}
     for a in plan.attacks:
         summary = sweep.run(sweep.SweepConfig(organism=ref or str(directory), attack=a, trials=plan.trials,
@@ -126,13 +127,3 @@ def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> di
                                               storage=plan.storage, seed=cfg.seed, study=f"{directory.name}-{a}"))
         out[f"auc.{a}"] = summary["auc"]
     return out
-
-
-def registered_ref(directory: Path) -> str | None:
-    """The registry version the organism in ``directory`` was registered as (found by its insertion run)."""
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    made = mlflow.search_runs(experiment_names=["organisms"], output_format="list", max_results=1,
-                              filter_string=f"tags.`mo.organism.dir` = '{directory.resolve()}' "
-                                            "and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-    return store.registered_by(made[0].info.run_id) if made else None

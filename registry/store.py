@@ -58,9 +58,13 @@ def register(directory: Path, spec: OrganismSpec) -> ModelVersion:
         raise
 
 
-def registered_by(run_id: str) -> str | None:
-    """``models:/<name>/<version>`` of the version registered from run ``run_id`` (None if it registered none)."""
-    found = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+def registered_for(directory: Path) -> str | None:
+    """``models:/<name>/<version>`` of the organism in ``directory``, found by its latest finished insertion run."""
+    made = mlflow.search_runs(experiment_names=["organisms"], output_format="list", max_results=1,
+                              filter_string=f"tags.`mo.organism.dir` = '{Path(directory).resolve()}' "
+                                            "and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    found = MlflowClient().search_model_versions(f"run_id = '{made[0].info.run_id}'") if made else []
     return f"models:/{found[0].name}/{found[0].version}" if found else None
 
 

@@ -84,7 +84,8 @@ def s3_keys(endpoint: str, bucket: str) -> list[str]:
 
 
 def _boto_credentials() -> dict:
-    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    return {"aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"]}
 
 
 @contextmanager

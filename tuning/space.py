@@ -12,8 +12,8 @@ import optuna
 import yaml
 
 from mlproject.errors import UserError, require
+from mlproject.tracking import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
 
 
