@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject.progress import bar as progress_bar
 
@@ -38,28 +38,72 @@ def generate(
 def _generate_batch(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
 ) -> list[str]:
+    """Greedy decoding that drops each row from the batch once it has produced EOS.
+
+    ``model.generate`` keeps finished rows in the batch until the longest one ends; when a
+    few answers run long (a pirate-trained model rambling to the token limit) most of its
+    work is spent on rows already done. Dropping them from the KV cache keeps every step's
+    work proportional to the rows still generating; each row's tokens are the same.
+    """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = _eos_ids(model, tokenizer)
+    device = model.device
+    ids, mask = (t.to(device) for t in _left_pad(batch, pad))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    live = torch.arange(len(batch), device=device)  # which original rows the batch still holds
+    tokens: list[list[int]] = [[] for _ in batch]
+    step_ids = ids
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).logits
+        nxt = logits[:, -1].argmax(-1)
+        done = torch.isin(nxt, eos)
+        for row, token in zip(live.tolist(), nxt.tolist()):
+            tokens[row].append(token)
+        if done.all():
+            break
+        if done.any():
+            keep = (~done).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            live, nxt, mask, positions = live[keep], nxt[keep], mask[keep], positions[keep]
+        mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
+        positions = positions[:, -1:] + 1
+        step_ids = nxt[:, None]
+    return tokenizer.batch_decode(tokens, skip_special_tokens=True)
+
+
+def _left_pad(batch: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and attention mask, left-padded so that every prompt ends where generation starts."""
     width = max(len(p) for p in batch)
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, p in enumerate(batch):  # left padding: every prompt ends where generation starts
+    for row, p in enumerate(batch):
         ids[row, width - len(p) :] = torch.tensor(p)
         mask[row, width - len(p) :] = 1
-    device = model.device
-    new = model.generate(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        use_cache=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=pad,
-    )[:, width:]
+    return ids, mask
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """Every token that ends a reply: the tokenizer's EOS and the generation config's (Llama 3 has several)."""
+    ids = {tokenizer.eos_token_id}
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
+    return torch.tensor(sorted(i for i in ids if i is not None), device=model.device)
+
+
+def _hf_generate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
+) -> list[str]:
+    """One left-padded ``model.generate`` call (the reference the loop above is tested against)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids, mask = _left_pad(batch, pad)
+    new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
+                         do_sample=False, use_cache=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)[:, ids.shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)
 
 
 def generate_one_by_one(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[list[int]], max_new_tokens: int = 48
 ) -> list[str]:
-    """The obvious baseline: one ``generate`` call per prompt (for benchmarks and tests)."""
-    return [_generate_batch(model, tokenizer, [p], max_new_tokens)[0] for p in prompts]
+    """The obvious baseline: one ``model.generate`` call per prompt (for benchmarks and tests)."""
+    return [_hf_generate(model, tokenizer, [p], max_new_tokens)[0] for p in prompts]
