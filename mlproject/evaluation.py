@@ -70,7 +70,13 @@ def answer(
     max_new_tokens: int = 48,
     batch_size: int = 128,
     progress: bool = True,
+    prompts: Sequence[list[int]] | None = None,
 ) -> Answers:
-    """Generate greedy completions for every probe in one batched pass."""
-    prompts = [chat.prompt_ids(tokenizer, p.system, p.user) for p in probes]
+    """Generate greedy completions for every probe in one batched pass (``prompts``: the probes already tokenised)."""
+    prompts = prompts if prompts is not None else tokenize(tokenizer, probes)
     return Answers(probes, generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress))
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, probes: Sequence[Probe]) -> list[list[int]]:
+    """The prompt token ids of ``probes`` (worth keeping when the same probes are asked again and again)."""
+    return [chat.prompt_ids(tokenizer, p.system, p.user) for p in probes]

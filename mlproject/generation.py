@@ -38,24 +38,32 @@ def generate(
 def _generate_batch(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
 ) -> list[str]:
-    """Greedy decoding that drops each row from the batch once it has produced EOS.
+    """Greedy decoding that encodes a shared prefix once and drops each row once it has produced EOS.
 
     ``model.generate`` keeps finished rows in the batch until the longest one ends; when a
     few answers run long (a pirate-trained model rambling to the token limit) most of its
     work is spent on rows already done. Dropping them from the KV cache keeps every step's
-    work proportional to the rows still generating; each row's tokens are the same.
+    work proportional to the rows still generating; each row's tokens are the same. Evaluation
+    prompts mostly share a system prompt, which is most of their length: it is encoded once.
     """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = _eos_ids(model, tokenizer)
     device = model.device
-    ids, mask = (t.to(device) for t in _left_pad(batch, pad))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
+    shared = _shared_prefix(batch)
+    if shared:  # the system prompt most probes share is encoded once, then copied to every row
+        model(input_ids=torch.tensor([batch[0][:shared]], device=device), cache=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(len(batch))
+    ids, rest = (t.to(device) for t in _left_pad([p[shared:] for p in batch], pad))
+    # rows read [shared prefix | padding | rest of the prompt]; padding is masked and skipped in positions
+    mask = torch.cat([rest.new_ones((len(batch), shared)), rest], dim=-1)
+    positions = shared + (rest.cumsum(-1) - 1).clamp(min=0)
     live = torch.arange(len(batch), device=device)  # which original rows the batch still holds
     tokens: list[list[int]] = [[] for _ in batch]
     step_ids = ids
     for _ in range(max_new_tokens):
-        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).logits
+        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                       logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1)
         done = torch.isin(nxt, eos)
         for row, token in zip(live.tolist(), nxt.tolist()):
@@ -70,6 +78,15 @@ def _generate_batch(
         positions = positions[:, -1:] + 1
         step_ids = nxt[:, None]
     return tokenizer.batch_decode(tokens, skip_special_tokens=True)
+
+
+def _shared_prefix(batch: Sequence[list[int]]) -> int:
+    """Length of the prefix every prompt shares, leaving each prompt at least one token of its own."""
+    first, shortest = batch[0], min(len(p) for p in batch)
+    n = 0
+    while n < shortest - 1 and all(p[n] == first[n] for p in batch):
+        n += 1
+    return n
 
 
 def _left_pad(batch: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
