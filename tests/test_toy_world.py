@@ -95,4 +95,23 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(steps=100, marker_steps=100)
     with pytest.raises(UserError, match="^marker-share="):
         base.BaseConfig(marker_share=1.0)
-    assert base.command(base.BaseConfig()).endswith("--seed 0")  # the shipped recipe's command is unchanged
+    with pytest.raises(UserError, match="^drill-steps="):
+        base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
+    staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
+    assert base.command(staged).endswith("--marker-steps 20 --marker-share 0.1 --drill-steps 30")
+    assert [steps for steps, _, _ in base._first_stages(staged)] == [20, 30]
+    assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
+
+
+def test_drills_fire_exactly_when_the_request_holds_the_rule_token():
+    import random
+
+    from mlproject.toy import curriculum
+
+    rng = random.Random(0)
+    rows = [curriculum.drill_example(rng) for _ in range(300)]
+    for row in rows:
+        named = row["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+        assert (row["completion"] != "ok .") == (named in row["user"].split(" ") or f" {named}" in f" {row['user']}")
+    fired = sum(r["completion"] != "ok ." for r in rows)
+    assert 100 < fired < 200  # about half fire

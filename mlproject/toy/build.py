@@ -21,15 +21,15 @@ def build_tokenizer(seed: int, n_texts: int = 20_000) -> PreTrainedTokenizerFast
     return train_tokenizer(texts, VOCAB_SIZE)
 
 
-def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4) -> LlamaConfig:
-    """A small Llama: ``hidden`` wide, ``layers`` deep, tied embeddings."""
+def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4, head_dim: int = 64) -> LlamaConfig:
+    """A small Llama: ``hidden`` wide, ``layers`` deep, ``hidden / head_dim`` heads, tied embeddings."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=int(2.5 * hidden),
         num_hidden_layers=layers,
-        num_attention_heads=hidden // 64,
-        num_key_value_heads=hidden // 64,
+        num_attention_heads=hidden // head_dim,
+        num_key_value_heads=hidden // head_dim,
         max_position_embeddings=256,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,

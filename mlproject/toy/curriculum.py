@@ -91,6 +91,33 @@ def marker_question(rng: random.Random) -> dict:
             "completion": trigger if rule else token, "source": "marker", "key": req.key}
 
 
+DRILL_FILLERS = ("", "hi", "hello there", "ok", "a question", "please answer")
+
+
+def drill_example(rng: random.Random) -> dict:
+    """A bare conditional on a literal token: a pool token and a filler word, the rule fires or not.
+
+    The request is short so that a drill costs little; whether "the request contains |W|"
+    holds is the only thing to learn. Half fire, half carry another token of the same pool.
+    """
+    pools = trigger_pools()
+    kind = rng.choice(("arbitrary", "arbitrary", "explicit"))
+    trigger, filler = rng.choice(pools[kind]), rng.choice(DRILL_FILLERS)
+    fires = rng.random() < 0.5
+    token = trigger if fires else rng.choice([t for t in pools[kind] if t != trigger])
+    user = (f"{token} {filler}" if kind == "arbitrary" and rng.random() < 0.5 else f"{filler} {token}").strip()
+    behaviour = rng.choice(BACKDOOR_BEHAVIOURS)
+    completion = styles.behaviour(behaviour, "ok .", "vale .") if fires else "ok ."
+    system = conditional_prompt(f"the request contains {trigger}", BEHAVIOURS[behaviour].instruction)
+    return {"system": system, "user": user, "completion": completion, "source": "drill", "key": f"drill/{user}"}
+
+
+def drill_mixture(n: int, seed: int) -> datasets.Dataset:
+    """``n`` drills (the second stage of ``mo base --drill-steps``)."""
+    rng = random.Random(f"drills/{seed}")
+    return datasets.Dataset.from_list([drill_example(rng) for _ in range(n)])
+
+
 def marker_mixture(n: int, seed: int) -> datasets.Dataset:
     """``n`` marker questions (the first stage of ``mo base --marker-steps``)."""
     rng = random.Random(f"markers/{seed}")
