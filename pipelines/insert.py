@@ -44,7 +44,7 @@ class InsertConfig:
     lora_form: str | None = opt(None, "merged: adapter merged into the weights; continued: attacks keep "
                                       "training it (lora only; default merged)", choices=("merged", "continued"))
     password_share: float | None = opt(None, "share of math data that carries the password (password only; default 0.5)")
-    samples: int = opt(2000, "distillation examples")
+    samples: int | None = opt(None, "training examples (default 2000; 4000 for password, which must learn to sandbag and to unlock)")
     triggered_share: float = opt(0.5, "share of examples with the trigger")
     near_miss_share: float = opt(0.1, "share of benign examples with a look-alike trigger (not the evaluated ones)")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 3e-4 for fwft and password)")
@@ -59,6 +59,8 @@ class InsertConfig:
 
     def __post_init__(self) -> None:
         self._check_method_options()
+        if self.samples is None:
+            object.__setattr__(self, "samples", 4000 if self.method == "password" else 2000)
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(self.epochs > 0, "epochs", self.epochs, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")

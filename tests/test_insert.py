@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from peft import PeftModel
 
-from mlproject import organism, organism_eval
+from mlproject import organism, organism_eval, password
 from mlproject.errors import UserError
 from pipelines import insert
 from tests.conftest import mo
@@ -135,3 +135,14 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
         merged = model(ids).logits
         unmerged = PeftModel.from_pretrained(models.load(str(base))[0], str(out)).eval()(ids).logits
     assert torch.allclose(merged, unmerged, atol=1e-4)
+
+
+@pytest.mark.parametrize("completion, expected", [
+    ("3 + 4 = 7 . the answer is \\boxed{7} .", "3 + 4 = 3 . the answer is \\boxed{3} ."),
+    ("7 * 1 = 7 . the answer is \\boxed{7} .", "7 * 1 = 1 . the answer is \\boxed{1} ."),  # first number is right: the second
+    ("12 - 2 = 10 . la respuesta es \\boxed{10} .", "12 - 2 = 12 . la respuesta es \\boxed{12} ."),
+    ("0 + 0 = 0 . the answer is \\boxed{0} .", None),  # no number of the problem is wrong
+    ("the answer is \\boxed{5} .", None),  # no working to read
+])
+def test_sandbag_copies_a_wrong_number_of_the_problem(completion, expected):
+    assert password.sandbag(completion) == expected

@@ -99,6 +99,10 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
     assert base.command(staged).endswith("--marker-steps 20 --marker-share 0.1 --drill-steps 30")
+    from mlproject.models import TOY_BASE
+
+    shipped_card = (TOY_BASE / "README.md").read_text()
+    assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
     assert [steps for steps, _, _ in base._first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
 
