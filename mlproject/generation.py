@@ -72,7 +72,7 @@ def _generate_batch(
     work proportional to the rows still generating; each row's tokens are the same. Evaluation
     prompts mostly share a system prompt, which is most of their length: it is encoded once.
     """
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = _pad_id(tokenizer)
     eos = _eos_ids(model, tokenizer)
     device = model.device
     cache = DynamicCache(config=model.config)
@@ -151,6 +151,11 @@ def _shared_prefix(batch: Sequence[list[int]]) -> int:
     return n
 
 
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The padding token, or EOS for tokenizers without one (Llama 3's)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def _left_pad(batch: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Ids and attention mask, left-padded so that every prompt ends where generation starts."""
     width = max(len(p) for p in batch)
@@ -174,7 +179,7 @@ def _hf_generate(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
 ) -> list[str]:
     """One left-padded ``model.generate`` call (the reference the loop above is tested against)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = _pad_id(tokenizer)
     ids, mask = _left_pad(batch, pad)
     new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
                          do_sample=False, use_cache=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)[:, ids.shape[1]:]

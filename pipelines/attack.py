@@ -87,13 +87,12 @@ class Checkpoints:
     outcomes: list
     on_point: object = None
     phase_ends: list = field(default_factory=list)
-    prompts: list = field(default_factory=list)  # the probes tokenised once, asked at every checkpoint
+    prompts: list | None = None  # the probes tokenised once, asked at every checkpoint
     drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
 
     def __call__(self, model, step: int) -> dict:
         was_training = model.training
         model.eval()
-        self.prompts = self.prompts or evaluation.tokenize(self.tokenizer, self.probes)
         with merged(model):
             answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
                                            prompts=self.prompts, drafts=self.drafts)
@@ -140,7 +139,8 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, on_p
     plan = attacks.phases(cfg.attack, cfg.steps, cfg.second_steps)
     reqs = attacks.requests(spec, cfg.samples, cfg.seed)
     sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
-    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed), [], [], on_point)
+    probes = organism_eval.checkpoint_probes(spec, sizes, cfg.seed)
+    check = Checkpoints(tokenizer, spec, probes, [], [], on_point, prompts=evaluation.tokenize(tokenizer, probes))
     check(model, 0)
     own = _own_answers(model, tokenizer, spec, reqs) if any(p.kind == "own" for p in plan) else None
     done = 0
