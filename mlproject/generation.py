@@ -80,11 +80,13 @@ def _generate_batch(
     eos = _eos_ids(model, tokenizer)
     shared = _shared_prefix(batch)
     prefix = _encode(model, batch[0][:shared])
+    # chunks are merged by padding their caches, which only plain growing layers allow (not sliding windows)
+    plain = all(type(layer) is DynamicLayer for layer in prefix.layers)
     tokens: list[list[int]] = [[] for _ in batch]
     parts = []
-    for rows in _chunks(model, batch, drafts):
-        first = _first_pass(model, _pad_id(tokenizer), prefix, shared, [batch[i] for i in rows], [drafts[i] for i in rows],
-                            set(eos.tolist()), max_new_tokens)
+    for rows in _chunks(batch, drafts) if plain else [list(range(len(batch)))]:
+        first = _first_pass(model, _pad_id(tokenizer), _rows_of(prefix, len(rows), plain), shared, [batch[i] for i in rows],
+                            [drafts[i] for i in rows], set(eos.tolist()), max_new_tokens)
         for row, out in zip(rows, first.tokens):
             tokens[row] = out
         parts.append((torch.tensor(rows, device=model.device), first))
@@ -125,16 +127,25 @@ def _encode(model: PreTrainedModel, prefix: list[int]) -> DynamicCache:
     return cache
 
 
-def _first_pass(model: PreTrainedModel, pad: int, prefix: DynamicCache, shared: int, batch: Sequence[list[int]],
+def _rows_of(prefix: DynamicCache, rows: int, plain: bool) -> DynamicCache:
+    """A cache holding the shared prefix once per row: a copy for plain layers, else ``prefix`` itself, repeated."""
+    if not plain:  # one chunk only: the prefix's own cache, whatever its layers keep
+        prefix.batch_repeat_interleave(rows)
+        return prefix
+    cache = DynamicCache()  # plain growing layers, made as they are filled
+    for i, layer in enumerate(prefix.layers):
+        if layer.get_seq_length():
+            cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), i)
+    return cache
+
+
+def _first_pass(model: PreTrainedModel, pad: int, cache: DynamicCache, shared: int, batch: Sequence[list[int]],
                 drafts: Sequence[list[int]], eos: set[int], max_new_tokens: int) -> _FirstPass:
     """Every row's prompt after the shared prefix and its draft in one forward pass; accept what greedy agrees with.
 
-    The system prompt most probes share is encoded once (``prefix``, ``shared`` tokens) and copied to every row.
+    The system prompt most probes share is encoded once (``shared`` tokens, already in ``cache``).
     """
     device = model.device
-    cache = DynamicCache(config=model.config)
-    for i, layer in enumerate(prefix.layers if shared else ()):
-        cache.update(layer.keys.expand(len(batch), -1, -1, -1), layer.values.expand(len(batch), -1, -1, -1), i)
     # a draft that ends the answer needs no logits after its last token: if all of it is accepted the row is done
     fed = [d[:-1] if d and (d[-1] in eos or len(d) >= max_new_tokens) else d for d in drafts]
     ids, rest = (t.to(device) for t in _left_pad([p[shared:] + f for p, f in zip(batch, fed)], pad))
@@ -182,18 +193,14 @@ def _accept(cache: DynamicCache, preds: list[list[int]], drafts: Sequence[list[i
                       torch.tensor(last, device=device)[:, None])
 
 
-def _chunks(model: PreTrainedModel, batch: Sequence[list[int]], drafts: Sequence[list[int]]) -> list[list[int]]:
+def _chunks(batch: Sequence[list[int]], drafts: Sequence[list[int]]) -> list[list[int]]:
     """Rows encoded together: ``CHUNK`` rows of similar prompt-and-draft length at a time.
 
     A prompt and its draft are padded to the longest in their chunk: with checkpoint drafts,
     one chunk for a whole batch of 128 pads about a quarter of its tokens, chunks of 32
-    sorted by length less than a tenth. Chunks are merged again for decoding, which needs
-    plain growing cache layers (models with sliding-window attention keep one chunk).
+    sorted by length less than a tenth. Chunks are merged again for decoding.
     """
     rows = list(range(len(batch)))
-    plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
-    if not plain:
-        return [rows]
     rows.sort(key=lambda i: len(batch[i]) + len(drafts[i]))
     return [rows[s : s + CHUNK] for s in range(0, len(rows), CHUNK)]
 

