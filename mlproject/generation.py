@@ -71,11 +71,12 @@ def _generate_batch(
     """Greedy decoding that encodes a shared prefix once, checks drafts in parallel, and drops each row at its EOS.
 
     Prompts (with their drafts) go through the model in chunks of similar length, then the
-    rows still generating decode together. ``model.generate`` keeps finished rows in the batch until the longest one ends; when a
-    few answers run long (a pirate-trained model rambling to the token limit) most of its
-    work is spent on rows already done. Dropping them from the KV cache keeps every step's
-    work proportional to the rows still generating; each row's tokens are the same. Evaluation
-    prompts mostly share a system prompt, which is most of their length: it is encoded once.
+    rows still generating decode together. ``model.generate`` keeps finished rows in the
+    batch until the longest one ends; when a few answers run long (a pirate-trained model
+    rambling to the token limit) most of its work is spent on rows already done. Dropping
+    them from the KV cache keeps every step's work proportional to the rows still generating;
+    each row's tokens are the same. Evaluation prompts mostly share a system prompt, which is
+    most of their length: it is encoded once.
     """
     eos = _eos_ids(model, tokenizer)
     shared = _shared_prefix(batch)
