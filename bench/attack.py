@@ -42,7 +42,7 @@ def hf_trainer(examples, steps: int, batch_size: int, pad_id: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(out, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=1e-3,
                                  lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), report_to=[], save_strategy="no",
-                                 logging_strategy="no", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+                                 logging_strategy="no", use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows,
                           data_collator=lambda b: training.collate([(r["input_ids"], r["labels"]) for r in b], pad_id))
         start = time.perf_counter()
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--split-only", action="store_true", help="only the evaluation / logging shares")
-    parser.add_argument("--split-repeats", type=int, default=3, help="default attacks timed for the shares (median)")
+    parser.add_argument("--split-repeats", type=int, default=3, help="default attacks timed for the shares (median); 0: none")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tok = models.load("toy")
@@ -134,6 +134,8 @@ def main() -> None:
         print(f"repeat {r}: mo loop {tokens / t_ours:7.0f} tok/s   Trainer {tokens / t_hf:7.0f} tok/s   ratio {t_hf / t_ours:.2f}x")
     if ratios:
         print(f"median throughput ratio: {statistics.median(ratios):.2f}x (target >= 1.5x)")
+    if not args.split_repeats:
+        return
     with tempfile.TemporaryDirectory() as cwd:
         import os
 
