@@ -83,15 +83,16 @@ def _generate_batch(
     prefix = _encode(model, batch[0][:shared])
     # chunks are merged by padding their caches, which only plain growing layers allow (not sliding windows)
     plain = all(type(layer) is DynamicLayer for layer in prefix.layers)
+    pad, ends = _pad_id(tokenizer), set(eos.tolist())
     tokens: list[list[int]] = [[] for _ in batch]
     parts = []
     for rows in _chunks(batch, drafts) if plain else [list(range(len(batch)))]:
-        first = _first_pass(model, _pad_id(tokenizer), _rows_of(prefix, len(rows), plain), shared, [batch[i] for i in rows],
-                            [drafts[i] for i in rows], set(eos.tolist()), max_new_tokens)
+        first = _first_pass(model, pad, _rows_of(prefix, len(rows), plain), shared, [batch[i] for i in rows],
+                            [drafts[i] for i in rows], ends, max_new_tokens)
         for row, out in zip(rows, first.tokens):
             tokens[row] = out
         parts.append((torch.tensor(rows, device=model.device), first))
-    live, nxt, mask, positions, cache = _merge(parts, model.config)
+    live, nxt, mask, positions, cache = _merge(parts)
     while len(live):
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
@@ -206,7 +207,7 @@ def _chunks(batch: Sequence[list[int]], drafts: Sequence[list[int]]) -> list[lis
     return [rows[s : s + CHUNK] for s in range(0, len(rows), CHUNK)]
 
 
-def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], config) -> tuple:
+def _merge(parts: list[tuple[torch.Tensor, _FirstPass]]) -> tuple:
     """The rows still generating, from every chunk, in one batch: (rows, next tokens, mask, positions, cache).
 
     Each chunk's cache and mask are left-padded to the longest chunk's length; the padding is
@@ -218,17 +219,18 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], config) -> tuple:
         if len(keep):
             first.cache.batch_select_indices(keep)
             kept.append((rows[keep], first.nxt[keep], first.mask[keep], first.positions[keep], first.cache))
-    if len(kept) <= 1:
-        return kept[0] if kept else (parts[0][0][:0], None, None, None, None)
-    width = max(mask.shape[1] for *_, mask, _, _ in kept)
-    merged = DynamicCache(config=config)
-    for layer in range(len(kept[0][4].layers)):
-        keys = [_left_pad_time(c.layers[layer].keys, width) for *_, c in kept]
-        values = [_left_pad_time(c.layers[layer].values, width) for *_, c in kept]
-        merged.update(torch.cat(keys), torch.cat(values), layer)
-    return (torch.cat([k[0] for k in kept]), torch.cat([k[1] for k in kept]),
-            torch.cat([torch.nn.functional.pad(k[2], (width - k[2].shape[1], 0)) for k in kept]),
-            torch.cat([k[3] for k in kept]), merged)
+    if not kept:
+        return parts[0][0][:0], None, None, None, None
+    if len(kept) == 1:
+        return kept[0]
+    rows, nxt, masks, positions, caches = zip(*kept)
+    width = max(m.shape[1] for m in masks)
+    merged = DynamicCache()  # plain growing layers, made as they are filled
+    for i in range(len(caches[0].layers)):
+        merged.update(torch.cat([_left_pad_time(c.layers[i].keys, width) for c in caches]),
+                      torch.cat([_left_pad_time(c.layers[i].values, width) for c in caches]), i)
+    masks = [torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks]
+    return torch.cat(rows), torch.cat(nxt), torch.cat(masks), torch.cat(positions), merged
 
 
 def _left_pad_time(states: torch.Tensor, width: int) -> torch.Tensor:
