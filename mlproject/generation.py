@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject.progress import bar as progress_bar
 
 DRAFT_LOGITS_BYTES = 1 << 30  # at most this much memory for the logits that check drafts
 CHUNK = 32  # rows whose prompts (and drafts) are encoded together (see _chunks)
+DROP_SHARE = 0.25  # finished rows leave the decoding batch once they are this share of it (see _generate_batch)
 
 
 @torch.inference_mode()
@@ -92,20 +93,25 @@ def _generate_batch(
         for row, out in zip(rows, first.tokens):
             tokens[row] = out
         parts.append((torch.tensor(rows, device=model.device), first))
-    live, nxt, mask, positions, cache = _merge(parts)
+    live, nxt, mask, positions, cache = _merge(parts, max_new_tokens)
+    finished = torch.zeros(len(live), dtype=torch.bool, device=live.device) if len(live) else None
     while len(live):
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                        logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1)
-        for row, token in zip(live.tolist(), nxt.tolist()):
-            tokens[row].append(token)
-        done = torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in live.tolist()], device=live.device)
+        for row, token, over in zip(live.tolist(), nxt.tolist(), finished.tolist()):
+            if not over:
+                tokens[row].append(token)
+        finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in live.tolist()],
+                                                        device=live.device)
         positions = positions + 1
-        if done.any():
-            keep = (~done).nonzero().squeeze(-1)
+        # finished rows leave the batch once they are DROP_SHARE of it: dropping copies the whole cache, so
+        # doing it at every EOS costs more than the few rows it saves; until then their tokens are ignored
+        if DROP_SHARE * len(live) <= int(finished.sum()):
+            keep = (~finished).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
-            live, nxt, mask, positions = live[keep], nxt[keep], mask[keep], positions[keep]
+            live, nxt, mask, positions, finished = live[keep], nxt[keep], mask[keep], positions[keep], finished[keep]
     return tokens
 
 
@@ -207,11 +213,12 @@ def _chunks(batch: Sequence[list[int]], drafts: Sequence[list[int]]) -> list[lis
     return [rows[s : s + CHUNK] for s in range(0, len(rows), CHUNK)]
 
 
-def _merge(parts: list[tuple[torch.Tensor, _FirstPass]]) -> tuple:
+def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], room: int) -> tuple:
     """The rows still generating, from every chunk, in one batch: (rows, next tokens, mask, positions, cache).
 
     Each chunk's cache and mask are left-padded to the longest chunk's length; the padding is
-    masked, so every row attends to exactly what it did in its own chunk.
+    masked, so every row attends to exactly what it did in its own chunk. Plain layers become
+    :class:`_RoomyLayer` with ``room`` tokens to spare; other layers stay as they are.
     """
     kept = []
     for rows, first in parts:
@@ -222,15 +229,66 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]]) -> tuple:
     if not kept:
         return parts[0][0][:0], None, None, None, None
     if len(kept) == 1:
-        return kept[0]
+        rows, nxt, mask, positions, cache = kept[0]
+        if all(type(layer) is DynamicLayer for layer in cache.layers):
+            cache = Cache(layers=[_RoomyLayer(layer.keys, layer.values, room) for layer in cache.layers])
+        return rows, nxt, mask, positions, cache
     rows, nxt, masks, positions, caches = zip(*kept)
     width = max(m.shape[1] for m in masks)
-    merged = DynamicCache()  # plain growing layers, made as they are filled
-    for i in range(len(caches[0].layers)):
-        merged.update(torch.cat([_left_pad_time(c.layers[i].keys, width) for c in caches]),
-                      torch.cat([_left_pad_time(c.layers[i].values, width) for c in caches]), i)
+    merged = Cache(layers=[_RoomyLayer(torch.cat([_left_pad_time(c.layers[i].keys, width) for c in caches]),
+                                       torch.cat([_left_pad_time(c.layers[i].values, width) for c in caches]), room)
+                           for i in range(len(caches[0].layers))])
     masks = [torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks]
     return torch.cat(rows), torch.cat(nxt), torch.cat(masks), torch.cat(positions), merged
+
+
+class _RoomyLayer(DynamicLayer):
+    """A growing cache layer with room reserved ahead: each new token is written in place.
+
+    A plain layer concatenates, which copies its whole cache at every decoding step; on two
+    CPU cores those copies took a quarter of a toy-model evaluation. The keys and values the
+    model reads are views of the filled part, so attention sees exactly what it would.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+        super().__init__()
+        self.device, self.is_initialized, self.length = keys.device, True, keys.shape[2]
+        self._keys, self._values = (_with_room(t, room) for t in (keys, values))
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        new = key_states.shape[2]
+        if self.length + new > self._keys.shape[2]:  # out of room: grow, doubling, like a list
+            self._keys, self._values = (_with_room(t, max(new, self.length)) for t in (self.keys, self.values))
+        self._keys[:, :, self.length : self.length + new] = key_states
+        self._values[:, :, self.length : self.length + new] = value_states
+        self.length += new
+        self._view()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._view()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._keys, self._values = (t.repeat_interleave(repeats, dim=0) for t in (self._keys, self._values))
+        self._view()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("crop takes a negative number of tokens to remove")
+        self.length = max(self.length + tokens_to_remove, 0)
+        self._view()
+
+
+def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
+    """``states`` ``[batch, heads, time, dim]`` copied into a buffer with ``room`` more time steps."""
+    out = states.new_empty((states.shape[0], states.shape[1], states.shape[2] + room, states.shape[3]))
+    out[:, :, : states.shape[2]] = states
+    return out
 
 
 def _left_pad_time(states: torch.Tensor, width: int) -> torch.Tensor:

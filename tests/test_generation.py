@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import MistralConfig, MistralForCausalLM
+from transformers import DynamicLayer, MistralConfig, MistralForCausalLM
 
 from mlproject import backdoors, chat, generation
 from mlproject.generation import generate, generate_one_by_one
@@ -151,3 +151,31 @@ def test_sliding_window_models_match_per_prompt(toy_tokenizer, window):
     assert toy_tokenizer.batch_decode(greedy, skip_special_tokens=True) == generate_one_by_one(model, toy_tokenizer, ids, 10)
     drafts = [g[:3] + [toy_tokenizer.eos_token_id] for g in greedy]
     assert generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False, drafts=drafts) == greedy
+
+
+@pytest.mark.parametrize("share", [1e-9, 1.0])
+def test_finished_rows_leave_the_batch_early_or_late_with_the_same_tokens(shipped, monkeypatch, share):
+    """Finished rows dropped at every EOS, or kept until every row is done: the same greedy tokens."""
+    model, tok = shipped
+    monkeypatch.setattr(generation, "DROP_SHARE", share)
+    ids = _prompts(tok, 16)
+    assert generate(model, tok, ids, progress=False) == generate_one_by_one(model, tok, ids)
+
+
+def test_roomy_cache_layer_reads_like_a_concatenating_one():
+    """Written in place, grown past its room, rows selected and cropped: the same keys and values as concatenation."""
+    torch.manual_seed(0)
+    first = torch.randn(3, 2, 4, 5), torch.randn(3, 2, 4, 5)
+    roomy, plain = generation._RoomyLayer(*first, room=2), DynamicLayer()
+    plain.update(*first)
+    for step in range(5):  # two fit in the room; the third grows the buffer
+        new = torch.randn(3 if step < 3 else 2, 2, 1, 5), torch.randn(3 if step < 3 else 2, 2, 1, 5)
+        for a, b in zip(roomy.update(*new), plain.update(*new)):
+            assert torch.equal(a, b)
+        if step == 2:
+            for layer in (roomy, plain):
+                layer.batch_select_indices(torch.tensor([0, 2]))
+    roomy.crop(-2)
+    plain.crop(-2)
+    assert roomy.get_seq_length() == plain.get_seq_length() == 7
+    assert torch.equal(roomy.keys, plain.keys) and torch.equal(roomy.values, plain.values)
