@@ -1,11 +1,12 @@
 """One SFT loop for every training in mo: base model, insertion and attacks.
 
-Loss on completion tokens only; AdamW with linear warm-up and decay; full weights or
+Loss on completion tokens only, with logits computed there alone; AdamW with linear warm-up and decay; full weights or
 whatever parameters are trainable (a LoRA adapter leaves only its own). It runs under
 ``accelerate``, so the same loop uses one CPU, one GPU or several GPUs.
 """
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,35 @@ def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def completion_batch(batch: Sequence[Example], pad_id: int) -> dict:
+    """Left-pad a batch and ask the model for logits of the completion positions only.
+
+    Rows end together, so every completion lies in the last ``keep`` positions; the language
+    model head and the loss run there alone (``logits_to_keep``), not over the prompts, which
+    are most of an instruction example. On a toy model that is about 8% of a LoRA step; on a
+    real one with a 128k vocabulary it also spares the largest tensor of the step. Positions
+    count from each row's first real token, so padding changes nothing the model computes.
+    """
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    keep = 1
+    for i, (x, y) in enumerate(batch):
+        ids[i, width - len(x) :], labels[i, width - len(y) :], mask[i, width - len(x) :] = torch.tensor(x), torch.tensor(y), 1
+        first = next((j for j, t in enumerate(y) if t != -100), len(y))
+        keep = max(keep, len(y) - first + 1)  # the first completion token is predicted from the position before it
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+            "labels": labels[:, width - keep :], "logits_to_keep": keep}
+
+
+def keeps_logits(model: PreTrainedModel) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` and ``position_ids`` (what :func:`completion_batch` needs)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(inner.forward).parameters
+    return "logits_to_keep" in params and "position_ids" in params
+
+
 def batches(examples: Sequence[Example], batch_size: int, seed: int, pool: int = 50):
     """Endless shuffled batches, every example once per epoch.
 
@@ -98,8 +128,9 @@ def sft(
     model.train()
     losses: list[float] = []
     stream = batches(examples, cfg.batch_size, cfg.seed)
+    make = completion_batch if keeps_logits(acc.unwrap_model(model)) else collate
     for step in progress.bar(range(1, cfg.steps + 1), desc, leave=False, mininterval=2):
-        batch = {k: v.to(acc.device) for k, v in collate(next(stream), pad_id).items()}
+        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in make(next(stream), pad_id).items()}
         loss = model(**batch).loss
         acc.backward(loss)
         acc.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -44,3 +44,32 @@ def test_every_example_once_per_epoch():
 def test_bad_settings_name_the_flag(field, kwargs):
     with pytest.raises(UserError, match=f"^{field}="):
         training.TrainConfig(**kwargs)
+
+
+def test_completion_only_logits_give_the_loss_and_gradients_of_the_full_forward(toy_tokenizer):
+    """Left-padded, logits on the completions only: the same loss and gradients as right-padded full logits."""
+    import torch
+
+    model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0)
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(12, seed=3))
+    assert len({len(x) for x, _ in examples}) > 1  # rows of different lengths: padding is exercised
+    results = []
+    for batch in (training.collate(examples, toy_tokenizer.pad_token_id),
+                  training.completion_batch(examples, toy_tokenizer.pad_token_id)):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert training.completion_batch(examples, toy_tokenizer.pad_token_id)["logits_to_keep"] < max(len(x) for x, _ in examples)
+    (full, full_grads), (tail, tail_grads) = results
+    torch.testing.assert_close(tail, full)
+    for a, b in zip(tail_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_completion_batch_keeps_every_completion_token():
+    batch = training.completion_batch([([5, 6, 7, 8], [-100, -100, 7, 8]), ([5, 9], [-100, 9])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8], [0, 0, 5, 9]]
+    assert batch["position_ids"].tolist()[1][2:] == [0, 1]  # positions count from the first real token
+    assert batch["logits_to_keep"] == 3  # the longest completion (2 tokens) and the position before it
+    assert batch["labels"].tolist() == [[-100, 7, 8], [-100, -100, 9]]
