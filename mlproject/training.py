@@ -30,6 +30,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    tail_logits: bool = True  # logits on completion positions only (completion_batch) where the model allows it
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -128,7 +129,7 @@ def sft(
     model.train()
     losses: list[float] = []
     stream = batches(examples, cfg.batch_size, cfg.seed)
-    make = completion_batch if keeps_logits(acc.unwrap_model(model)) else collate
+    make = completion_batch if cfg.tail_logits and keeps_logits(acc.unwrap_model(model)) else collate
     for step in progress.bar(range(1, cfg.steps + 1), desc, leave=False, mininterval=2):
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in make(next(stream), pad_id).items()}
         loss = model(**batch).loss

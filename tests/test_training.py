@@ -73,3 +73,14 @@ def test_completion_batch_keeps_every_completion_token():
     assert batch["position_ids"].tolist()[1][2:] == [0, 1]  # positions count from the first real token
     assert batch["logits_to_keep"] == 3  # the longest completion (2 tokens) and the position before it
     assert batch["labels"].tolist() == [[-100, 7, 8], [-100, -100, 9]]
+
+
+def test_full_and_tail_logits_train_alike(toy_tokenizer):
+    """The base recipe keeps full logits (its shipped weights were made so); both paths take the same steps."""
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
+    runs = {}
+    for tail in (True, False):
+        model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
+        runs[tail] = training.sft(model, examples, training.TrainConfig(steps=4, batch_size=8, tail_logits=tail),
+                                  toy_tokenizer.pad_token_id)
+    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
