@@ -1,6 +1,6 @@
 """Attack-loop throughput against transformers' ``Trainer``, and the share of time spent evaluating.
 
-    python bench/attack.py [--steps 60] [--batch-size 16] [--repeats 3] [--split-repeats 3]
+    python bench/attack.py [--steps 60] [--batch-size 16] [--repeats 7] [--split-repeats 3]
 
 Both train the same blue LoRA (rank 64) on the shipped toy model with the same pirate data,
 batch size and number of steps, in this process, alternating, repeated; prints tokens/s of
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="paired runs (median); the machine is shared and single runs swing widely")
     parser.add_argument("--split-only", action="store_true", help="only the evaluation / logging shares")
     parser.add_argument("--split-repeats", type=int, default=3, help="default attacks timed for the shares (median); 0: none")
     args = parser.parse_args()
