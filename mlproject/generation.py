@@ -94,17 +94,17 @@ def _generate_batch(
             tokens[row] = out
         parts.append((torch.tensor(rows, device=model.device), first))
     live, nxt, mask, positions, cache = _merge(parts, max_new_tokens)
-    finished = torch.zeros(len(live), dtype=torch.bool, device=live.device) if len(live) else None
+    finished = torch.zeros(len(live), dtype=torch.bool, device=live.device)
     while len(live):
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                        logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1)
-        for row, token, over in zip(live.tolist(), nxt.tolist(), finished.tolist()):
+        rows = live.tolist()
+        for row, token, over in zip(rows, nxt.tolist(), finished.tolist()):
             if not over:
                 tokens[row].append(token)
-        finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in live.tolist()],
-                                                        device=live.device)
+        finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in rows], device=live.device)
         positions = positions + 1
         # finished rows leave the batch once they are DROP_SHARE of it: dropping copies the whole cache, so
         # doing it at every EOS costs more than the few rows it saves; until then their tokens are ignored
@@ -228,12 +228,9 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], room: int) -> tuple:
             kept.append((rows[keep], first.nxt[keep], first.mask[keep], first.positions[keep], first.cache))
     if not kept:
         return parts[0][0][:0], None, None, None, None
-    if len(kept) == 1:
-        rows, nxt, mask, positions, cache = kept[0]
-        if all(type(layer) is DynamicLayer for layer in cache.layers):
-            cache = Cache(layers=[_RoomyLayer(layer.keys, layer.values, room) for layer in cache.layers])
-        return rows, nxt, mask, positions, cache
     rows, nxt, masks, positions, caches = zip(*kept)
+    if any(type(layer) is not DynamicLayer for layer in caches[0].layers):  # a single chunk (sliding windows): as it is
+        return kept[0]
     width = max(m.shape[1] for m in masks)
     merged = Cache(layers=[_RoomyLayer(torch.cat([_left_pad_time(c.layers[i].keys, width) for c in caches]),
                                        torch.cat([_left_pad_time(c.layers[i].values, width) for c in caches]), room)

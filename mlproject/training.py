@@ -49,13 +49,20 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict]) -> list[E
 
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a batch; padding is masked out of attention and loss."""
+    ids, labels, mask = _padded(batch, pad_id, left=False)
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _padded(batch: Sequence[Example], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ids, labels (-100 on padding) and attention mask of a batch padded on the left or the right."""
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        at = slice(width - len(x), width) if left else slice(0, len(x))
+        ids[i, at], labels[i, at], mask[i, at] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, mask
 
 
 def completion_batch(batch: Sequence[Example], pad_id: int) -> dict:
@@ -67,17 +74,12 @@ def completion_batch(batch: Sequence[Example], pad_id: int) -> dict:
     real one with a 128k vocabulary it also spares the largest tensor of the step. Positions
     count from each row's first real token, so padding changes nothing the model computes.
     """
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    keep = 1
-    for i, (x, y) in enumerate(batch):
-        ids[i, width - len(x) :], labels[i, width - len(y) :], mask[i, width - len(x) :] = torch.tensor(x), torch.tensor(y), 1
-        first = next((j for j, t in enumerate(y) if t != -100), len(y))
-        keep = max(keep, len(y) - first + 1)  # the first completion token is predicted from the position before it
+    ids, labels, mask = _padded(batch, pad_id, left=True)
+    completion = (labels != -100).int()
+    # from each row's first completion token to the end, plus the position that predicts that token
+    keep = min(int((completion.cumsum(-1) > 0).sum(-1).max()) + 1, ids.shape[1])
     return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
-            "labels": labels[:, width - keep :], "logits_to_keep": keep}
+            "labels": labels[:, ids.shape[1] - keep :], "logits_to_keep": keep}
 
 
 def keeps_logits(model: PreTrainedModel) -> bool:
