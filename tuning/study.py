@@ -6,7 +6,10 @@ heartbeats so that a worker that dies has its trial failed by the others.
 
 A study belongs to one organism and one attack (recorded as study user attributes); reusing
 its name for another is an error. Trials left RUNNING by a process that no longer exists on
-this machine (``kill -9``) are marked FAILED when the study is opened again.
+this machine (``kill -9``) are marked FAILED when the study is opened again. For that, a trial
+names its worker process from the moment it is RUNNING: the worker queues a waiting trial that
+carries its name and ``study.optimize`` pops it (setting the name after Optuna has created the
+trial leaves a window in which a kill leaves a RUNNING trial that nothing can tell is orphaned).
 """
 from __future__ import annotations
 
@@ -55,9 +58,20 @@ def open_study(name: str, store, organism: str, attack: str, seed: int) -> optun
     return study
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, as trials record it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def queue_owned(study: optuna.Study) -> None:
+    """Queue a waiting trial that names this process; the next ``study.optimize`` trial pops it."""
+    study.enqueue_trial({}, user_attrs={"worker": worker_name()})
+
+
 def mark_owner(trial: optuna.Trial) -> None:
-    """Record which process runs the trial (for :func:`fail_orphans`)."""
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    """Record which process runs the trial (a queued trial may have been popped by another worker)."""
+    if trial.user_attrs.get("worker") != worker_name():
+        trial.set_user_attr("worker", worker_name())
 
 
 def fail_orphans(study: optuna.Study) -> list[int]:
