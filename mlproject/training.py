@@ -31,6 +31,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     tail_logits: bool = True  # logits on completion positions only (completion_batch) where the model allows it
+    fused_adam: bool = True  # AdamW as one fused kernel (as transformers' Trainer runs it) where the parameters allow it
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -107,6 +108,13 @@ def batches(examples: Sequence[Example], batch_size: int, seed: int, pool: int =
                 yield [examples[i] for i in idx]
 
 
+def fusable(params: Sequence[torch.Tensor]) -> bool:
+    """Whether torch's fused AdamW takes ``params``: floating point, all on one CPU or CUDA device."""
+    devices = {p.device for p in params}
+    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
+            and all(p.is_floating_point() for p in params))
+
+
 def sft(
     model: PreTrainedModel,
     examples: Sequence[Example],
@@ -125,7 +133,7 @@ def sft(
     torch.manual_seed(cfg.seed)
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adam and fusable(params))
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
     model, opt = acc.prepare(model, opt)
     model.train()

@@ -73,12 +73,12 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         start = time.perf_counter()
         done = 0
         for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
-            stage = training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False)
+            stage = training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False, fused_adam=False)
             training.sft(model, training.tokenize(tokenizer, rows), stage, tokenizer.pad_token_id,
                          on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc)
             done += steps
-        # full logits, as the shipped model was trained: the same sums in the same order, so a rebuild gives its weights
-        main = training.TrainConfig(cfg.steps - done, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False)
+        # full logits and the plain AdamW, as the shipped model was trained: the same sums in the same order, so a rebuild gives its weights
+        main = training.TrainConfig(cfg.steps - done, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False, fused_adam=False)
         losses = training.sft(model, examples, main,
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60

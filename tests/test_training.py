@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from mlproject import training
 from mlproject.errors import UserError
@@ -84,3 +85,21 @@ def test_full_and_tail_logits_train_alike(toy_tokenizer):
         runs[tail] = training.sft(model, examples, training.TrainConfig(steps=4, batch_size=8, tail_logits=tail),
                                   toy_tokenizer.pad_token_id)
     assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+
+
+def test_fused_and_plain_adamw_train_alike(toy_tokenizer):
+    """Attacks use the fused AdamW kernel, the base recipe the plain one; both take the same steps."""
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
+    runs = {}
+    for fused in (True, False):
+        model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
+        runs[fused] = training.sft(model, examples, training.TrainConfig(steps=6, batch_size=8, fused_adam=fused),
+                                   toy_tokenizer.pad_token_id)
+    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+    assert runs[True][-1] < runs[True][0]
+
+
+def test_fused_adamw_only_where_torch_has_it():
+    assert training.fusable([torch.zeros(2), torch.zeros(3)])
+    assert not training.fusable([torch.zeros(2, dtype=torch.int64)])
+    assert not training.fusable([torch.zeros(2), torch.zeros(2, device="meta")])
