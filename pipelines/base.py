@@ -73,13 +73,10 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         start = time.perf_counter()
         done = 0
         for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
-            stage = training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False, fused_adam=False)
-            training.sft(model, training.tokenize(tokenizer, rows), stage, tokenizer.pad_token_id,
+            training.sft(model, training.tokenize(tokenizer, rows), _stage(cfg, steps), tokenizer.pad_token_id,
                          on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc)
             done += steps
-        # full logits and the plain AdamW, as the shipped model was trained: the same sums in the same order, so a rebuild gives its weights
-        main = training.TrainConfig(cfg.steps - done, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False, fused_adam=False)
-        losses = training.sft(model, examples, main,
+        losses = training.sft(model, examples, _stage(cfg, cfg.steps - done),
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
@@ -91,6 +88,13 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
         return metrics
+
+
+def _stage(cfg: BaseConfig, steps: int) -> training.TrainConfig:
+    """One stage's settings; full logits and the plain AdamW, as the shipped model was trained:
+    the same sums in the same order, so a rebuild gives its weights."""
+    return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False,
+                                fused_adam=False)
 
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:

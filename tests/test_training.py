@@ -76,27 +76,24 @@ def test_completion_batch_keeps_every_completion_token():
     assert batch["labels"].tolist() == [[-100, 7, 8], [-100, -100, 9]]
 
 
+def _tiny_losses(tokenizer, **settings) -> list[float]:
+    """Losses of a few steps on a one-layer model from a fixed seed, under ``settings`` of TrainConfig."""
+    examples = training.tokenize(tokenizer, curriculum.base_mixture(64, seed=1))
+    model = build.init_model(build.model_config(tokenizer, hidden=64, layers=1), seed=0)
+    return training.sft(model, examples, training.TrainConfig(batch_size=8, **settings), tokenizer.pad_token_id)
+
+
 def test_full_and_tail_logits_train_alike(toy_tokenizer):
     """The base recipe keeps full logits (its shipped weights were made so); both paths take the same steps."""
-    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
-    runs = {}
-    for tail in (True, False):
-        model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
-        runs[tail] = training.sft(model, examples, training.TrainConfig(steps=4, batch_size=8, tail_logits=tail),
-                                  toy_tokenizer.pad_token_id)
-    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+    tail, full = (_tiny_losses(toy_tokenizer, steps=4, tail_logits=t) for t in (True, False))
+    assert tail == pytest.approx(full, rel=1e-4)
 
 
 def test_fused_and_plain_adamw_train_alike(toy_tokenizer):
     """Attacks use the fused AdamW kernel, the base recipe the plain one; both take the same steps."""
-    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
-    runs = {}
-    for fused in (True, False):
-        model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
-        runs[fused] = training.sft(model, examples, training.TrainConfig(steps=6, batch_size=8, fused_adam=fused),
-                                   toy_tokenizer.pad_token_id)
-    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
-    assert runs[True][-1] < runs[True][0]
+    fused, plain = (_tiny_losses(toy_tokenizer, steps=6, fused_adam=f) for f in (True, False))
+    assert fused == pytest.approx(plain, rel=1e-4)
+    assert fused[-1] < fused[0]
 
 
 def test_fused_adamw_only_where_torch_has_it():
