@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject.errors import UserError
@@ -51,7 +52,7 @@ def load(
         lm = AutoModelForCausalLM.from_pretrained(
             ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
         )
-    except (OSError, ValueError) as err:  # not in the cache and no network, gated repo, invalid id
+    except (OSError, ValueError, SafetensorError) as err:  # no network, gated repo, invalid id, corrupt weights
         raise UserError(field, model, f"could not load ({str(err).splitlines()[0]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

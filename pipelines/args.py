@@ -31,8 +31,17 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         default = f.default if f.default is not dataclasses.MISSING else None
-        parser.add_argument(flag, type=base, default=default, required=f.default is dataclasses.MISSING,
+        # a field typed without None (``organism: str``) whose default is None has no usable default
+        required = f.default is dataclasses.MISSING or (f.default is None and type(None) not in typing.get_args(kind))
+        parser.add_argument(flag, type=base, default=default, required=required,
                             choices=f.metadata.get("choices"), **meta)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``mo <step>: error: …``) and exit code 2, like mo's own."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build(cls: type[T], ns: argparse.Namespace) -> T:

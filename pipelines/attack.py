@@ -12,6 +12,7 @@ triggered / untriggered backdoor rates are measured in memory at step 0 and ever
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class AttackConfig:
     seed: int = opt(0, "seed of data and batching")
 
     def __post_init__(self) -> None:
-        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.second_steps > 0, "second-steps", self.second_steps, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")

@@ -35,7 +35,7 @@ STEPS: dict[str, tuple[type, Callable, str]] = {
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``mo`` and its subcommands."""
-    p = argparse.ArgumentParser(prog="mo", description="Model organisms: insert, attack, evaluate, trace, keep.")
+    p = args.Parser(prog="mo", description="Model organisms: insert, attack, evaluate, trace, keep.")
     sub = p.add_subparsers(dest="step", required=True)
     for name, (cls, _, help_) in STEPS.items():
         args.add_flags(sub.add_parser(name, help=help_, description=help_), cls)

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import yaml
 
-from mlproject import attacks, tracking
+from mlproject import attacks, configfile, tracking
 from mlproject.errors import UserError, require
 from mlproject.organism import read_card
 from pipelines import insert, sweep
@@ -58,6 +57,8 @@ class SweepPlan:
         for a in self.attacks:
             require(a in attacks.ATTACKS, "sweep.attacks", a, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
         require(self.trials > 0, "sweep.trials", self.trials, "must be > 0")
+        require(self.eval_size > 0, "sweep.eval_size", self.eval_size, "must be > 0")
+        require(self.workers > 0, "sweep.workers", self.workers, "must be > 0")
         search_space.load(self.space)
 
 
@@ -79,8 +80,9 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     """``(step, [insertion settings], sweep plan)`` of a config; every cell is validated before any runs."""
     p = Path(path)
     require(p.is_file(), "config", path, "no such file")
-    spec = yaml.safe_load(p.read_text()) or {}
+    spec = configfile.mapping(p, "config", path)
     step = spec.get("step")
+    require(isinstance(spec.get("sweep") or {}, dict), "config", path, "sweep: must be a mapping of sweep settings")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
         settings = [insert.InsertConfig(**cell) for cell in cells(spec)]

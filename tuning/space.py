@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-import yaml
 
+from mlproject import configfile
 from mlproject.errors import UserError, require
 from mlproject.tracking import REPO
 
@@ -23,14 +23,15 @@ def load(path: str | Path) -> dict[str, optuna.distributions.BaseDistribution]:
     if not p.is_file() and not p.is_absolute() and (REPO / p).is_file():
         p = REPO / p  # the spaces shipped in configs/ work from any directory
     require(p.is_file(), "space", path, "no such file")
-    spec = yaml.safe_load(p.read_text()) or {}
-    require(isinstance(spec, dict) and bool(spec), "space", path, "empty search space")
+    spec = configfile.mapping(p, "space", str(path))
+    require(bool(spec), "space", path, "empty search space")
     return {name: _distribution(name, value, str(path)) for name, value in spec.items()}
 
 
 def _distribution(name: str, d: dict, path: str) -> optuna.distributions.BaseDistribution:
     require(name in SEARCHABLE, "space", path, f"unknown setting {name!r}; searchable: {', '.join(SEARCHABLE)}")
-    kind = (d or {}).get("type")
+    require(isinstance(d, dict), "space", path, f"{name}: must be a mapping with a type (float, int or categorical)")
+    kind = d.get("type")
     try:
         if kind == "float":
             return optuna.distributions.FloatDistribution(float(d["low"]), float(d["high"]), log=bool(d.get("log")))
