@@ -44,11 +44,13 @@ class BaseConfig:
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
 
     def __post_init__(self) -> None:
+        require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(0 <= self.marker_steps < self.steps, "marker-steps", self.marker_steps, "must be in [0, steps)")
         require(0 <= self.drill_steps < self.steps - self.marker_steps, "drill-steps", self.drill_steps,
                 "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
-        require(self.steps > 0, "steps", self.steps, "must be > 0")
+        require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
+        require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.examples > 0, "examples", self.examples, "must be > 0")
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from mlproject.errors import UserError
@@ -52,6 +53,7 @@ def _quiet() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # APIs mo pins, not the user's concern
     import datasets
     import transformers
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import mlflow
 from tqdm.auto import tqdm
 
-from mlproject import attacks, backdoors, progress, tracking
+from mlproject import attacks, backdoors, models, progress, tracking
 from mlproject.errors import require
 from pipelines import insert, promote, report, sweep
 from pipelines.args import opt
@@ -53,6 +53,8 @@ class DemoConfig:
         require(self.trials > 0, "trials", self.trials, "must be > 0")
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # the sweeps' sampler seed range
+        require(bool(self.attack_list), "attacks", self.attacks, "name at least one attack")
         for a in self.attack_list:
             require(a in attacks.ATTACKS, "attacks", self.attacks, f"unknown attack {a!r}; known: {', '.join(attacks.ATTACKS)}")
 
@@ -63,7 +65,8 @@ class DemoConfig:
 
 def run(cfg: DemoConfig) -> list[dict]:
     """Run the demo; returns the report's rows."""
-    search_space.load(cfg.space)  # a bad space fails before any work
+    search_space.load(cfg.space)  # a bad space or model fails before any work
+    models.check(models.resolve(cfg.model), "model")
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1
     with tracking.run("demo", f"demo {cfg.backdoor}", asdict(cfg)) as parent:
         run_id = parent.info.run_id

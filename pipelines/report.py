@@ -16,7 +16,7 @@ from pathlib import Path
 import mlflow
 
 from mlproject import frontier, plots, tracking
-from mlproject.errors import UserError
+from mlproject.errors import UserError, require
 from mlproject.organism import read_card
 from pipelines.args import opt
 
@@ -88,6 +88,8 @@ def table(report: list[dict]) -> str:
 def run(cfg: ReportConfig) -> list[dict]:
     """Build, print and log the report."""
     report = rows(latest_sweeps(cfg.experiment, cfg.parent))
+    if cfg.parent:
+        require(bool(report), "parent", cfg.parent, f"no finished sweep under this run in experiment {cfg.experiment!r}")
     text = table(report)
     print(text)
     with tracking.run("report", "robustness report"):

@@ -149,3 +149,23 @@ def test_corrupt_weights_are_one_line(workdir, capsys):
     (corrupt / "model.safetensors").write_bytes(b"garbage")
     _main_error(capsys, ["evaluate", "--model", str(corrupt)], "model=")
     _no_runs(workdir)
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["demo", "--attacks", ","], "attacks="),
+    (["demo", "--seed", "-1"], "seed="),
+    (["demo", "--model", "./no/such/model"], "model="),
+    (["base", "--steps", "0"], "steps="),
+    (["base", "--batch-size", "0"], "batch-size="),
+    (["base", "--layers", "0"], "layers="),
+])
+def test_demo_base_and_report_check_their_settings_first(workdir, capsys, argv, field):
+    _main_error(capsys, argv, field)
+    assert not (workdir / "runs").exists()
+    _no_runs(workdir)
+
+
+def test_a_report_of_a_run_without_sweeps_is_an_error(workdir, capsys):
+    mlflow.MlflowClient("sqlite:///mlflow.db").create_experiment("sweeps")
+    _main_error(capsys, ["report", "--parent", "0123456789abcdef"], "parent=")
+    _no_runs(workdir)
