@@ -1,6 +1,8 @@
 """User-facing errors: one line that names the offending input, exit code 2."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UserError(Exception):
     """A mistake in what the user asked for (as opposed to a bug in mo).
@@ -18,3 +20,9 @@ def require(condition: bool, field: str, value: object, reason: str) -> None:
     """Raise :class:`UserError` unless ``condition`` holds."""
     if not condition:
         raise UserError(field, value, reason)
+
+
+def require_creatable(path: str | Path, field: str) -> None:
+    """Fail before any work if ``path`` could not be created because a file stands where a folder must be."""
+    above = next(p for p in Path(path).resolve().parents if p.exists())
+    require(above.is_dir(), field, path, f"{above} is a file, not a folder")

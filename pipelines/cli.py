@@ -67,8 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     ns = parser().parse_args(argv)
     cls, fn, _ = STEPS[ns.step]
-    if os.environ.get("MO_WORKDIR"):  # `mlflow run` starts entry points in the project folder: outputs go here instead
-        os.chdir(os.environ["MO_WORKDIR"])
+    workdir = os.environ.get("MO_WORKDIR")
+    if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead
+        if not os.path.isdir(workdir):
+            print(f"mo: error: MO_WORKDIR={workdir}: no such folder", file=sys.stderr)
+            return 2
+        os.chdir(workdir)
     _quiet()
     try:
         result = fn(args.build(cls, ns))

