@@ -15,6 +15,7 @@ is printed and written to ``runs/<config name>.md``.
 from __future__ import annotations
 
 import itertools
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,21 @@ class SweepPlan:
         search_space.load(self.space)
 
 
+def _numbers(cell: dict, path: str) -> dict:
+    """``cell`` with numbers that YAML read as text (it reads ``1e-3`` as a string) turned into the field's type."""
+    hints = typing.get_type_hints(insert.InsertConfig)
+    out = dict(cell)
+    for key, value in cell.items():
+        kinds = {hints.get(key), *typing.get_args(hints.get(key))}
+        number = next((k for k in (int, float) if k in kinds), None)
+        if number is not None and isinstance(value, str):
+            try:
+                out[key] = number(value)
+            except ValueError:
+                raise UserError("config", path, f"{key}: {value!r} is not a number") from None
+    return out
+
+
 def cells(spec: dict) -> list[dict]:
     """Every distinct setting of the grid: fixed, then one grid point, then one variant."""
     grid = spec.get("grid") or {}
@@ -85,7 +101,7 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     require(isinstance(spec.get("sweep") or {}, dict), "config", path, "sweep: must be a mapping of sweep settings")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
-        settings = [insert.InsertConfig(**cell) for cell in cells(spec)]
+        settings = [insert.InsertConfig(**_numbers(cell, path)) for cell in cells(spec)]
         plan = SweepPlan(**{k: tuple(v) if k == "attacks" else v for k, v in (spec.get("sweep") or {}).items()}) \
             if step == "robustness" else None
     except TypeError as err:

