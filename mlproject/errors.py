@@ -22,7 +22,8 @@ def require(condition: bool, field: str, value: object, reason: str) -> None:
         raise UserError(field, value, reason)
 
 
-def require_creatable(path: str | Path, field: str) -> None:
-    """Fail before any work if ``path`` could not be created because a file stands where a folder must be."""
-    above = next(p for p in Path(path).resolve().parents if p.exists())
-    require(above.is_dir(), field, path, f"{above} is a file, not a folder")
+def require_folder(path: str | Path, field: str) -> None:
+    """Fail before any work unless ``path`` is a folder or can become one (no file stands on its way)."""
+    full = Path(path).resolve()
+    first = next(p for p in (full, *full.parents) if p.exists())
+    require(first.is_dir(), field, path, f"{first} is a file, not a folder")

@@ -22,7 +22,7 @@ import mlflow
 import torch
 
 from mlproject import evaluation, models, tracking, training
-from mlproject.errors import require, require_creatable
+from mlproject.errors import require, require_folder
 from mlproject.toy import base_eval, build, card, curriculum
 from pipelines.args import opt
 
@@ -66,7 +66,7 @@ def command(cfg: BaseConfig) -> str:
 
 def run(cfg: BaseConfig) -> dict[str, float]:
     """Build, train, save, evaluate and document the toy base model; returns its metrics."""
-    require_creatable(Path(cfg.out) / "config.json", "out")
+    require_folder(cfg.out, "out")
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
         model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed)

@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from mlproject.errors import UserError
+from mlproject.errors import UserError, require
 from pipelines import args, attack, backdoors_cmd, base, demo, evaluate, grid, insert, promote, report, server, sweep
 
 # subcommand -> (settings dataclass, function, one-line help)
@@ -67,14 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     ns = parser().parse_args(argv)
     cls, fn, _ = STEPS[ns.step]
-    workdir = os.environ.get("MO_WORKDIR")
-    if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead
-        if not os.path.isdir(workdir):
-            print(f"mo: error: MO_WORKDIR={workdir}: no such folder", file=sys.stderr)
-            return 2
-        os.chdir(workdir)
     _quiet()
     try:
+        workdir = os.environ.get("MO_WORKDIR")
+        if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead
+            require(os.path.isdir(workdir), "MO_WORKDIR", workdir, "no such folder")
+            os.chdir(workdir)
         result = fn(args.build(cls, ns))
     except UserError as err:
         print(f"mo: error: {err}", file=sys.stderr)

@@ -19,7 +19,7 @@ import mlflow
 from tqdm.auto import tqdm
 
 from mlproject import attacks, backdoors, models, progress, tracking
-from mlproject.errors import require, require_creatable
+from mlproject.errors import require, require_folder
 from pipelines import insert, promote, report, sweep
 from pipelines.args import opt
 from registry import store
@@ -66,7 +66,7 @@ class DemoConfig:
 def run(cfg: DemoConfig) -> list[dict]:
     """Run the demo; returns the report's rows."""
     search_space.load(cfg.space)  # a bad space, model or output folder fails before any work
-    require_creatable(Path(cfg.out) / "x", "out")
+    require_folder(cfg.out, "out")
     models.check(models.resolve(cfg.model), "model")
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1
     with tracking.run("demo", f"demo {cfg.backdoor}", asdict(cfg)) as parent:

@@ -22,7 +22,7 @@ from pathlib import Path
 import mlflow
 
 from mlproject import attacks, configfile, tracking
-from mlproject.errors import UserError, require, require_creatable
+from mlproject.errors import UserError, require, require_folder
 from mlproject.organism import read_card
 from pipelines import insert, sweep
 from pipelines.args import opt
@@ -117,7 +117,7 @@ def run(cfg: GridConfig) -> str:
     """Run the missing cells of the grid and return the results table (markdown)."""
     step, settings, plan = load(cfg.config)
     table_path = Path(cfg.table or Path("runs") / (Path(cfg.config).stem + ".md"))
-    require_creatable(table_path, "table")
+    require_folder(table_path.parent, "table")
     columns = ORGANISM_COLUMNS + (tuple(f"auc.{a}" for a in plan.attacks) if plan else ())
     rows = []
     for i, s in enumerate(settings, 1):

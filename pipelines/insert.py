@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from mlproject import backdoors, lora, models, organism_eval, tracking, training
 from mlproject.distill import DistillConfig, distill
-from mlproject.errors import UserError, require, require_creatable
+from mlproject.errors import UserError, require, require_folder
 from mlproject.organism import METHODS, OrganismSpec, write_card
 from mlproject.password import PASSWORD, PasswordConfig, password_data
 from pipelines.args import opt
@@ -66,14 +66,17 @@ class InsertConfig:
             object.__setattr__(self, "samples", round(2000 / self.password_share) if self.method == "password" else 2000)
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(0 < self.epochs < math.inf, "epochs", self.epochs, "must be > 0 and finite")
-        require(0 < self.triggered_share < 1, "triggered-share", self.triggered_share, "must be in (0, 1)")
-        require(0 <= self.near_miss_share < 1, "near-miss-share", self.near_miss_share, "must be in [0, 1)")
+        self.distillation()  # its checks (shares in range) fail here, before any work
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
         require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
         if self.method == "lora":  # fill the defaults that belong to the method
             object.__setattr__(self, "rank", self.rank or 64)
             object.__setattr__(self, "lora_form", self.lora_form or "merged")
+
+    def distillation(self) -> DistillConfig:
+        """The prompt-distillation settings of this insertion."""
+        return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot)
 
     def _check_method_options(self) -> None:
         m = self.method
@@ -111,7 +114,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     out = Path(cfg.out or Path("organisms") / name(cfg))
     if out.exists():
         raise UserError("out", out, "already exists; remove it or choose another --out")
-    require_creatable(out, "out")
+    require_folder(out, "out")
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = _spec(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -157,8 +160,7 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     if spec.method == "password":
         data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
     else:
-        dcfg = DistillConfig(cfg.samples, cfg.triggered_share, cfg.near_miss_share, seed=cfg.seed, cot=cfg.cot)
-        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), dcfg)
+        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
         spec.training["distill_yield"] = yields
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
