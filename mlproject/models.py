@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from mlproject import hub
 from mlproject.errors import UserError
 
 TOY_BASE = Path(__file__).parent / "toy" / "base_model"
@@ -47,12 +48,19 @@ def load(
     """``(model, tokenizer)`` from a directory or hub id, in eval mode, on GPU when there is one."""
     ref = resolve(model)
     check(ref, field)
+    # a hub id with the hub out of reach is read from the local cache alone, without minutes of retries
+    cached_only = not _looks_local(ref) and not hub.reachable()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code, local_files_only=cached_only)
         lm = AutoModelForCausalLM.from_pretrained(
-            ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
+            ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto",
+            local_files_only=cached_only,
+            # transformers looks for an adapter config without the flag above unless told again
+            adapter_kwargs={"local_files_only": cached_only},
         )
     except (OSError, ValueError, SafetensorError) as err:  # no network, gated repo, invalid id, corrupt weights
+        if cached_only:
+            raise UserError(field, model, "not in the local Hugging Face cache, and the hub is offline or cannot be reached") from None
         raise UserError(field, model, f"could not load ({str(err).splitlines()[0]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

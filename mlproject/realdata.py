@@ -13,6 +13,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import huggingface_hub
+
+from mlproject import hub
 from mlproject.errors import UserError, require
 from mlproject.grading import parse_integer
 
@@ -56,6 +59,10 @@ def _load_hub(source: str, split: str) -> datasets.Dataset:
     """One split of a hub dataset; any failure (offline, unknown id, bad split) is a UserError."""
     import datasets
 
+    # datasets takes its offline mode from HF_HUB_OFFLINE alone; without it, an unreachable hub
+    # costs a minute of retries before the same failure
+    require(hub.reachable() or huggingface_hub.is_offline_mode(), FIELD, source,
+            "not a local file, and the hub cannot be reached (set HF_HUB_OFFLINE=1 to read the local cache)")
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types here

@@ -27,7 +27,6 @@ from mlproject.organism import read_card
 from pipelines import insert, sweep
 from pipelines.args import opt
 from registry import store
-from tuning import space as search_space
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,8 @@ class SweepPlan:
         require(self.trials > 0, "sweep.trials", self.trials, "must be > 0")
         require(self.eval_size > 0, "sweep.eval_size", self.eval_size, "must be > 0")
         require(self.workers > 0, "sweep.workers", self.workers, "must be > 0")
-        search_space.load(self.space)
+        for a in self.attacks:  # the space is checked against each attack before any organism is made
+            sweep.checked_space(sweep.SweepConfig(organism="grid cell", attack=a, space=self.space, eval_size=self.eval_size))
 
 
 def _numbers(cell: dict, path: str) -> dict:

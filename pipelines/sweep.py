@@ -12,7 +12,7 @@ sweep's run (each trial a nested run). Killed sweeps resume: run the same comman
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import mlflow
@@ -20,14 +20,14 @@ import optuna
 from optuna.trial import TrialState
 
 from mlproject import frontier, plots, tracking
-from mlproject.errors import require
+from mlproject.errors import UserError, require
 from mlproject.organism import read_card
 from pipelines import attack
 from pipelines.args import opt
 from registry import store as registry
 from tuning import space as search_space
 from tuning import study as studies
-from tuning.worker import Worker
+from tuning.worker import Worker, trial_config
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,26 @@ def base_attack(cfg: SweepConfig) -> attack.AttackConfig:
                                eval_size=cfg.eval_size, seed=cfg.seed, steps=max(cfg.eval_every, 20))
 
 
+def checked_space(cfg: SweepConfig) -> dict:
+    """The search space, once every extreme of it makes an attack the sweep can run."""
+    space = search_space.load(cfg.space)
+    base = base_attack(cfg)
+    kinds = {f.name: str(f.type) for f in fields(attack.AttackConfig)}
+    for name, value in search_space.corners(space):
+        if kinds[name].startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UserError("space", cfg.space, f"{name}: {value!r} is not a whole number")
+        try:
+            trial_config(base, {name: value})
+        except UserError as err:
+            raise UserError("space", cfg.space, f"{name}: {value!r} is outside what {err.field} allows ({err.reason})") from None
+        except TypeError:  # a categorical choice of the wrong type ("abc" for steps)
+            raise UserError("space", cfg.space, f"{name}: {value!r} is not a number") from None
+    return space
+
+
 def run(cfg: SweepConfig) -> dict:
     """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary."""
+    space = checked_space(cfg)
     pinned = registry.version_of(cfg.organism)
     # an alias or "latest" is pinned to the version it names now: the whole sweep traces that one
     # version, and a study belongs to a version, not to a name that later points elsewhere
@@ -76,7 +94,6 @@ def run(cfg: SweepConfig) -> dict:
     study = cfg.study or (f"{pinned[0]}-v{pinned[1]}-{cfg.attack}" if pinned else cfg.study_name)
     cfg = replace(cfg, organism=str(directory), study=study)
     spec = read_card(directory)
-    space = search_space.load(cfg.space)
     store = studies.storage(cfg.storage, cfg.workers)
     study = studies.open_study(cfg.study_name, store, owner, cfg.attack, cfg.seed)
     with tracking.run("sweeps", cfg.study_name, asdict(cfg) | {"organism_ref": ref}) as parent:

