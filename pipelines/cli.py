@@ -54,6 +54,8 @@ def _quiet() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # APIs mo pins, not the user's concern
+    # peft reads an attribute that transformers has renamed: a note between the two libraries mo pins
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     import datasets
     import transformers
 

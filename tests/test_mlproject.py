@@ -41,6 +41,8 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
     result = subprocess.run([str(exe), "run", str(REPO), "-e", entry, *p, "--env-manager", "local",
                              "--experiment-name", entry], cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    # library notes between versions mo pins are not the user's concern
+    assert "FutureWarning" not in result.stderr and "ExperimentalWarning" not in result.stderr, result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
     return uri
 
