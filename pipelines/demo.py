@@ -23,7 +23,6 @@ from mlproject.errors import require, require_folder
 from pipelines import insert, promote, report, sweep
 from pipelines.args import opt
 from registry import store
-from tuning import space as search_space
 
 # (method, extra insertion settings): the four ways the demo makes an organism.
 ORGANISMS: tuple[tuple[str, dict], ...] = (
@@ -65,7 +64,8 @@ class DemoConfig:
 
 def run(cfg: DemoConfig) -> list[dict]:
     """Run the demo; returns the report's rows."""
-    search_space.load(cfg.space)  # a bad space, model or output folder fails before any work
+    for attack in cfg.attack_list:  # a bad space, model or output folder fails before any work
+        sweep.checked_space(sweep.SweepConfig(organism="demo organism", attack=attack, space=cfg.space, eval_size=cfg.eval_size))
     require_folder(cfg.out, "out")
     models.check(models.resolve(cfg.model), "model")
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1

