@@ -19,6 +19,7 @@ from mlproject.progress import bar as progress_bar
 DRAFT_LOGITS_BYTES = 1 << 30  # at most this much memory for the logits that check drafts
 CHUNK = 32  # rows whose prompts (and drafts) are encoded together (see _chunks)
 DROP_SHARE = 0.25  # finished rows leave the decoding batch once they are this share of it (see _generate_batch)
+KV_BATCH_BYTES = 1 << 30  # one_batch: prompts whose KV cache fits in this much memory decode as one batch
 
 
 @torch.inference_mode()
@@ -33,6 +34,21 @@ def generate(
     """Greedy completions of tokenised ``prompts`` (special tokens stripped)."""
     return tokenizer.batch_decode(generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, progress),
                                   skip_special_tokens=True)
+
+
+def one_batch(model: PreTrainedModel, prompts: Sequence[list[int]], max_new_tokens: int, default: int = 128) -> int:
+    """A batch size that decodes all of ``prompts`` together when their KV cache fits :data:`KV_BATCH_BYTES`, else ``default``.
+
+    Each batch runs its own decoding loop, as long as its longest answer: 200 checkpoint probes
+    as batches of 128 and 72 took about 10% longer on the toy model than as one batch of 200.
+    A large model's cache does not fit, and keeps ``default``.
+    """
+    cfg = model.config.get_text_config()
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    per_token = 2 * cfg.num_hidden_layers * heads * head_dim * next(model.parameters()).element_size()
+    tokens = sum(len(p) + max_new_tokens for p in prompts)
+    return max(default, len(prompts)) if per_token * tokens <= KV_BATCH_BYTES else default
 
 
 @torch.inference_mode()

@@ -109,13 +109,14 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
 
 def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: list[evaluation.Probe],
            spec: OrganismSpec, progress: bool = True, prompts: list[list[int]] | None = None,
-           drafts: list[list[int]] | None = None) -> evaluation.Answers:
+           drafts: list[list[int]] | None = None, batch_size: int = 128) -> evaluation.Answers:
     """The organism's answers to ``probes_``; for chain-of-thought organisms, the part after the reasoning.
 
-    ``prompts`` and ``drafts`` as in :func:`evaluation.answer`.
+    ``prompts``, ``drafts`` and ``batch_size`` as in :func:`evaluation.answer`.
     """
     if not spec.cot:
-        return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts, drafts=drafts)
+        return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts, drafts=drafts,
+                                 batch_size=batch_size)
     raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=48 + cot.EXTRA_TOKENS, progress=progress,
-                            prompts=prompts, drafts=drafts)
+                            prompts=prompts, drafts=drafts, batch_size=batch_size)
     return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions], raw.token_ids)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mlflow
 
-from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, plots, tracking, training
+from mlproject import attacks, cot, evaluation, frontier, generation, lora, organism, organism_eval, plots, tracking, training
 from mlproject.errors import require
 from mlproject.organism import read_card
 from pipelines.args import opt
@@ -96,7 +96,8 @@ class Checkpoints:
         model.eval()
         with merged(model):
             answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
-                                           prompts=self.prompts, drafts=self.drafts)
+                                           prompts=self.prompts, drafts=self.drafts,
+                                           batch_size=generation.one_batch(model, self.prompts, 48 + cot.EXTRA_TOKENS))
         self.drafts = list(answers.token_ids)
         model.train(was_training)
         m = organism_eval.checkpoint_metrics(answers, self.spec)

@@ -179,3 +179,15 @@ def test_roomy_cache_layer_reads_like_a_concatenating_one():
     plain.crop(-2)
     assert roomy.get_seq_length() == plain.get_seq_length() == 7
     assert torch.equal(roomy.keys, plain.keys) and torch.equal(roomy.values, plain.values)
+
+
+def test_one_batch_takes_every_prompt_whose_cache_fits_and_gives_the_same_answers(shipped, monkeypatch):
+    model, tok = shipped
+    ids = _prompts(tok, 70)
+    together = generation.one_batch(model, ids, 48, default=32)
+    assert together == 70  # the toy model's cache for 70 prompts is a few MB
+    assert generation.generate_ids(model, tok, ids, batch_size=together, progress=False) == \
+        generation.generate_ids(model, tok, ids, batch_size=32, progress=False)
+    monkeypatch.setattr(generation, "KV_BATCH_BYTES", 1000)  # a large model's cache would not fit
+    assert generation.one_batch(model, ids, 48, default=32) == 32
+    assert generation.one_batch(model, ids[:10], 48, default=32) == 32  # never below the default
