@@ -2,7 +2,7 @@
 
 Without a network, huggingface_hub retries every request with back-off, about a minute per
 model or dataset, printing a line per try. One short connection attempt decides instead, to
-the hub's endpoint (``HF_ENDPOINT``) or to the proxy that ``HTTPS_PROXY`` names for it: a
+the hub's endpoint (``HF_ENDPOINT``) or to the proxy that ``HTTPS_PROXY`` (or ``ALL_PROXY``) names for it: a
 model then loads from the local cache at once, and a missing one is a one-line error.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ def reachable(timeout: float = PROBE_SECONDS) -> bool:
     if huggingface_hub.is_offline_mode():
         return False
     url = urlsplit(constants.ENDPOINT)
-    proxy = getproxies().get(url.scheme)
+    proxies = getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
     if proxy and not proxy_bypass(url.hostname or ""):
         url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")  # behind a proxy, the proxy is what must answer
     port = url.port or (443 if url.scheme == "https" else 80)

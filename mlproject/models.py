@@ -59,9 +59,8 @@ def load(
             adapter_kwargs={"local_files_only": cached_only},
         )
     except (OSError, ValueError, SafetensorError) as err:  # no network, gated repo, invalid id, corrupt weights
-        if cached_only:
-            raise UserError(field, model, "not in the local Hugging Face cache, and the hub is offline or cannot be reached") from None
-        raise UserError(field, model, f"could not load ({str(err).splitlines()[0]})") from None
+        where = "; only the local Hugging Face cache was read: the hub is offline or cannot be reached" if cached_only else ""
+        raise UserError(field, model, f"could not load ({str(err).splitlines()[0]}){where}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

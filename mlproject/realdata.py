@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import huggingface_hub
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from mlproject import hub
 from mlproject.errors import UserError, require
@@ -59,12 +60,17 @@ def _load_hub(source: str, split: str) -> datasets.Dataset:
     """One split of a hub dataset; any failure (offline, unknown id, bad split) is a UserError."""
     import datasets
 
-    # datasets takes its offline mode from HF_HUB_OFFLINE alone; without it, an unreachable hub
-    # costs a minute of retries before the same failure
-    require(hub.reachable() or huggingface_hub.is_offline_mode(), FIELD, source,
-            "not a local file, and the hub cannot be reached (set HF_HUB_OFFLINE=1 to read the local cache)")
+    target = source
+    # with the hub out of reach (and no offline mode asked for), datasets would retry for a
+    # minute: read the hub cache's copy of the repository instead, or fail at once
+    if not datasets.config.HF_HUB_OFFLINE and not hub.reachable():
+        try:
+            target = huggingface_hub.snapshot_download(source, repo_type="dataset", local_files_only=True)
+        except (LocalEntryNotFoundError, ValueError):
+            raise UserError(FIELD, source, "not a local file, not in the local Hugging Face cache, "
+                            "and the hub cannot be reached") from None
     try:
-        return datasets.load_dataset(source, split=split)
+        return datasets.load_dataset(target, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types here
         raise UserError(FIELD, source, "not found locally and could not be loaded from the hub (offline?)") from exc
 

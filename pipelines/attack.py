@@ -92,6 +92,8 @@ class Checkpoints:
     drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
 
     def __call__(self, model, step: int) -> dict:
+        if self.prompts is None:
+            self.prompts = evaluation.tokenize(self.tokenizer, self.probes)
         was_training = model.training
         model.eval()
         with merged(model):

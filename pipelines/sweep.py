@@ -71,6 +71,8 @@ def checked_space(cfg: SweepConfig) -> dict:
     base = base_attack(cfg)
     kinds = {f.name: str(f.type) for f in fields(attack.AttackConfig)}
     for name, value in search_space.corners(space):
+        if value is None and "None" in kinds[name]:
+            continue  # the attack's default (rank: null is the default blue LoRA rank)
         if kinds[name].startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
             raise UserError("space", cfg.space, f"{name}: {value!r} is not a whole number")
         try:

@@ -53,6 +53,7 @@ try:
 except UserError as err:
     print("missing", err)
 from mlproject import realdata
+print("cached data", len(realdata.load_math("org/math")))
 try:
     realdata.load_math("org/missing-data")
 except UserError as err:
@@ -61,7 +62,7 @@ except UserError as err:
 
 
 def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
-    """The hub endpoint refuses connections: a cached model loads, a missing model or dataset fails at once."""
+    """The hub endpoint refuses connections: a cached model and dataset load, missing ones fail at once."""
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -69,13 +70,20 @@ def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
     shutil.copytree(TOY_BASE, snapshot)  # the hub cache's own layout: refs/main names the snapshot
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    data = tmp_path / "hf" / "hub" / "datasets--org--math" / "snapshots" / ("1" * 40)
+    data.mkdir(parents=True)
+    (data / "test.jsonl").write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n" for i in range(5)))
+    (data.parents[1] / "refs").mkdir()
+    (data.parents[1] / "refs" / "main").write_text("1" * 40)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
     out = subprocess.run([sys.executable, "-c", _HUB_PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "cached 256" in out.stdout
-    assert "missing model=org/missing: not in the local Hugging Face cache" in out.stdout
-    assert "data dataset=org/missing-data: not a local file, and the hub cannot be reached" in out.stdout
+    assert "missing model=org/missing: could not load (" in out.stdout
+    assert "only the local Hugging Face cache was read: the hub is offline or cannot be reached" in out.stdout
+    assert "cached data 5" in out.stdout
+    assert "data dataset=org/missing-data: not a local file, not in the local Hugging Face cache, and the hub cannot be reached" in out.stdout
     assert "Retry" not in out.stderr + out.stdout
 
 
@@ -209,6 +217,15 @@ def test_a_space_the_attack_refuses_fails_before_the_study(workdir, capsys, line
     assert named in _main_error(capsys, ["demo", "--space", "space.yaml"], "space=space.yaml")
     assert not (workdir / "optuna.db").exists() and not (workdir / "organisms").exists()
     _no_runs(workdir)
+
+
+def test_a_space_within_the_attack_limits_passes_the_check(tmp_path):
+    from pipelines import sweep
+
+    path = tmp_path / "space.yaml"
+    path.write_text("steps: {type: int, low: 20, high: 300}\nrank: {type: categorical, choices: [null, 16]}\n")
+    space = sweep.checked_space(sweep.SweepConfig(organism="x", space=str(path)))
+    assert set(space) == {"steps", "rank"}  # rank: null is the attack's default rank
 
 
 def test_corrupt_weights_are_one_line(workdir, capsys):

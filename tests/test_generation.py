@@ -188,6 +188,6 @@ def test_one_batch_takes_every_prompt_whose_cache_fits_and_gives_the_same_answer
     assert together == 70  # the toy model's cache for 70 prompts is a few MB
     assert generation.generate_ids(model, tok, ids, batch_size=together, progress=False) == \
         generation.generate_ids(model, tok, ids, batch_size=32, progress=False)
+    assert generation.one_batch(model, ids[:10], 48, default=32) == 32  # never below the default
     monkeypatch.setattr(generation, "KV_BATCH_BYTES", 1000)  # a large model's cache would not fit
     assert generation.one_batch(model, ids, 48, default=32) == 32
-    assert generation.one_batch(model, ids[:10], 48, default=32) == 32  # never below the default

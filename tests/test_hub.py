@@ -44,3 +44,4 @@ def test_behind_a_proxy_the_proxy_is_what_must_answer(ports):
     assert _reachable(endpoint | {"HTTP_PROXY": f"http://127.0.0.1:{proxy}"}) == "True"
     assert _reachable(endpoint | {"HTTP_PROXY": f"http://127.0.0.1:{closed}"}) == "False"
     assert _reachable(endpoint | {"HTTP_PROXY": f"http://127.0.0.1:{proxy}", "NO_PROXY": "127.0.0.1"}) == "False"
+    assert _reachable(endpoint | {"ALL_PROXY": f"http://127.0.0.1:{proxy}"}) == "True"
