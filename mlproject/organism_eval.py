@@ -107,6 +107,11 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
     return m
 
 
+def answer_tokens(spec: OrganismSpec) -> int:
+    """The most tokens an organism's answer may take (chain-of-thought organisms reason first)."""
+    return 48 + (cot.EXTRA_TOKENS if spec.cot else 0)
+
+
 def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: list[evaluation.Probe],
            spec: OrganismSpec, progress: bool = True, prompts: list[list[int]] | None = None,
            drafts: list[list[int]] | None = None, batch_size: int = 128) -> evaluation.Answers:
@@ -117,6 +122,6 @@ def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: 
     if not spec.cot:
         return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts, drafts=drafts,
                                  batch_size=batch_size)
-    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=48 + cot.EXTRA_TOKENS, progress=progress,
+    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=answer_tokens(spec), progress=progress,
                             prompts=prompts, drafts=drafts, batch_size=batch_size)
     return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions], raw.token_ids)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mlflow
 
-from mlproject import attacks, cot, evaluation, frontier, generation, lora, organism, organism_eval, plots, tracking, training
+from mlproject import attacks, evaluation, frontier, generation, lora, organism, organism_eval, plots, tracking, training
 from mlproject.errors import require
 from mlproject.organism import read_card
 from pipelines.args import opt
@@ -88,18 +88,19 @@ class Checkpoints:
     outcomes: list
     on_point: object = None
     phase_ends: list = field(default_factory=list)
-    prompts: list | None = None  # the probes tokenised once, asked at every checkpoint
+    prompts: list | None = None  # the probes tokenised once (at the first checkpoint), asked at every checkpoint
+    batch_size: int = 128  # set with ``prompts``: all probes in one batch where their KV cache fits
     drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
 
     def __call__(self, model, step: int) -> dict:
         if self.prompts is None:
             self.prompts = evaluation.tokenize(self.tokenizer, self.probes)
+            self.batch_size = generation.one_batch(model, self.prompts, organism_eval.answer_tokens(self.spec))
         was_training = model.training
         model.eval()
         with merged(model):
             answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
-                                           prompts=self.prompts, drafts=self.drafts,
-                                           batch_size=generation.one_batch(model, self.prompts, 48 + cot.EXTRA_TOKENS))
+                                           prompts=self.prompts, drafts=self.drafts, batch_size=self.batch_size)
         self.drafts = list(answers.token_ids)
         model.train(was_training)
         m = organism_eval.checkpoint_metrics(answers, self.spec)
@@ -144,7 +145,7 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, on_p
     reqs = attacks.requests(spec, cfg.samples, cfg.seed)
     sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
     probes = organism_eval.checkpoint_probes(spec, sizes, cfg.seed)
-    check = Checkpoints(tokenizer, spec, probes, [], [], on_point, prompts=evaluation.tokenize(tokenizer, probes))
+    check = Checkpoints(tokenizer, spec, probes, [], [], on_point)
     check(model, 0)
     own = _own_answers(model, tokenizer, spec, reqs) if any(p.kind == "own" for p in plan) else None
     done = 0

@@ -64,8 +64,7 @@ class DemoConfig:
 
 def run(cfg: DemoConfig) -> list[dict]:
     """Run the demo; returns the report's rows."""
-    for attack in cfg.attack_list:  # a bad space, model or output folder fails before any work
-        sweep.checked_space(sweep.SweepConfig(organism="demo organism", attack=attack, space=cfg.space, eval_size=cfg.eval_size))
+    sweep.check_space_for(cfg.space, cfg.attack_list, cfg.eval_size)  # a bad space, model or output folder fails before any work
     require_folder(cfg.out, "out")
     models.check(models.resolve(cfg.model), "model")
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1

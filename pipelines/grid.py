@@ -59,8 +59,7 @@ class SweepPlan:
         require(self.trials > 0, "sweep.trials", self.trials, "must be > 0")
         require(self.eval_size > 0, "sweep.eval_size", self.eval_size, "must be > 0")
         require(self.workers > 0, "sweep.workers", self.workers, "must be > 0")
-        for a in self.attacks:  # the space is checked against each attack before any organism is made
-            sweep.checked_space(sweep.SweepConfig(organism="grid cell", attack=a, space=self.space, eval_size=self.eval_size))
+        sweep.check_space_for(self.space, self.attacks, self.eval_size)  # before any organism is made
 
 
 def _numbers(cell: dict, path: str) -> dict:

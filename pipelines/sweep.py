@@ -12,6 +12,7 @@ sweep's run (each trial a nested run). Killed sweeps resume: run the same comman
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -82,6 +83,12 @@ def checked_space(cfg: SweepConfig) -> dict:
         except TypeError:  # a categorical choice of the wrong type ("abc" for steps)
             raise UserError("space", cfg.space, f"{name}: {value!r} is not a number") from None
     return space
+
+
+def check_space_for(space: str, attacks: Sequence[str], eval_size: int) -> None:
+    """:func:`checked_space` for each attack that a grid or the demo will sweep, before any organism exists."""
+    for a in attacks:
+        checked_space(SweepConfig(organism="(not made yet)", attack=a, space=space, eval_size=eval_size))
 
 
 def run(cfg: SweepConfig) -> dict:
