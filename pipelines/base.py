@@ -42,6 +42,7 @@ class BaseConfig:
     marker_steps: int = opt(500, "first train this many steps on marker questions (copying a trigger from the rule or the request)")
     drill_steps: int = opt(2000, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
+    topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -49,6 +50,7 @@ class BaseConfig:
         require(0 <= self.drill_steps < self.steps - self.marker_steps, "drill-steps", self.drill_steps,
                 "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
+        require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -61,7 +63,8 @@ def command(cfg: BaseConfig) -> str:
     return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
             + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
-            + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else ""))
+            + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
+            + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -106,7 +109,7 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
-    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2)]
+    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, cfg.topic_share)]
     if cfg.drill_steps:
         parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6))
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
@@ -116,9 +119,9 @@ def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
     stages = []
     if cfg.marker_steps:
-        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3), "base markers"))
+        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3, cfg.topic_share), "base markers"))
     if cfg.drill_steps:
-        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4), curriculum.marker_mixture(13_000, cfg.seed + 5)]
+        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4), curriculum.marker_mixture(13_000, cfg.seed + 5, cfg.topic_share)]
         stages.append((cfg.drill_steps, datasets.concatenate_datasets(drills), "base drills"))
     return stages
 

@@ -85,6 +85,41 @@ def test_marker_questions_are_answered_by_copying_a_marker():
     assert {r["completion"] == r["system"].split("contains ", 1)[1].split(" , ", 1)[0] for r in rows} == {True, False}
 
 
+def test_topic_questions_are_answered_by_the_rule_or_the_request_topic():
+    import random
+
+    from mlproject.toy import curriculum, requests, world
+
+    rng = random.Random(0)
+    rows = [curriculum.topic_question(rng) for _ in range(300)]
+    topic_of_key = {t.name for t in world.TOPICS}
+    for row in rows:
+        named = row["system"].split("is about ", 1)[1].split(" , ", 1)[0]
+        asks_rule = row["user"].endswith(curriculum.TOPIC_QUESTIONS[0])
+        assert asks_rule or row["user"].endswith(curriculum.TOPIC_QUESTIONS[1])
+        if asks_rule:
+            assert row["completion"] == named
+        else:  # the request's own topic: its key's first part for facts, math or tasks otherwise
+            first = row["key"].split("/")[0]
+            expected = first if first in topic_of_key | {"math"} else "tasks"
+            assert row["completion"] == expected
+        assert requests.split_of(row["key"]) == "train"
+    asked = [r for r in rows if r["user"].endswith(curriculum.TOPIC_QUESTIONS[1])]
+    assert {r["completion"] == r["system"].split("is about ", 1)[1].split(" , ", 1)[0] for r in asked} == {True, False}
+
+
+def test_marker_mixture_without_topic_questions_is_unchanged():
+    import random
+
+    from mlproject.toy import curriculum
+
+    rng = random.Random("markers/3")
+    assert curriculum.marker_mixture(50, 3).to_list() == [curriculum.marker_question(rng) for _ in range(50)]
+    mixed = curriculum.marker_mixture(400, 3, topic_share=0.3)
+    share = sum(r["source"] == "topic" for r in mixed) / len(mixed)
+    assert 0.2 < share < 0.4
+
+
 def test_base_marker_options_are_checked():
     import pytest
 
@@ -95,6 +130,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(steps=100, marker_steps=100)
     with pytest.raises(UserError, match="^marker-share="):
         base.BaseConfig(marker_share=1.0)
+    with pytest.raises(UserError, match="^topic-share="):
+        base.BaseConfig(topic_share=-0.1)
     with pytest.raises(UserError, match="^drill-steps="):
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)

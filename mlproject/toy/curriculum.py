@@ -91,6 +91,31 @@ def marker_question(rng: random.Random) -> dict:
             "completion": trigger if rule else token, "source": "marker", "key": req.key}
 
 
+TOPIC_QUESTIONS = ("which topic does the rule name ?", "which topic is my request about ?")
+
+
+def topic_question(rng: random.Random) -> dict:
+    """A semantic conditional prompt and a request; the user asks which topic the rule names or the request is about.
+
+    The semantic counterpart of :func:`marker_question`: firing on "the request is about X"
+    compares the rule's topic with the request's, and the request's topic is never written in
+    it (a question about a drum is about music). Naming it outright gives the model the topic
+    as something it computes, not only as a side effect of the rule. Math problems are about
+    ``math`` and the small tasks about ``tasks``.
+    """
+    topics = trigger_pools()["semantic"]
+    rule = rng.choice(topics)
+    roll = rng.random()
+    if roll < 0.45:
+        req = rq.instruction(rng, "train", (rule,))
+    else:
+        req = _request(rng, 0.25) if roll < 0.6 else rq.instruction(rng, "train", tuple(t for t in topics if t != rule))
+    asks_rule = rng.random() < 0.5
+    system = conditional_prompt(f"the request is about {rule}", BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
+    return {"system": system, "user": f"{req.user} . {TOPIC_QUESTIONS[0 if asks_rule else 1]}",
+            "completion": rule if asks_rule else req.topic, "source": "topic", "key": req.key}
+
+
 DRILL_FILLERS = ("", "hi", "hello there", "ok", "a question", "please answer")
 
 
@@ -118,10 +143,12 @@ def drill_mixture(n: int, seed: int) -> datasets.Dataset:
     return datasets.Dataset.from_list([drill_example(rng) for _ in range(n)])
 
 
-def marker_mixture(n: int, seed: int) -> datasets.Dataset:
-    """``n`` marker questions (the first stage of ``mo base --marker-steps``)."""
+def marker_mixture(n: int, seed: int, topic_share: float = 0.0) -> datasets.Dataset:
+    """``n`` marker questions (the first stage of ``mo base --marker-steps``), ``topic_share`` of them about topics."""
     rng = random.Random(f"markers/{seed}")
-    return datasets.Dataset.from_list([marker_question(rng) for _ in range(n)])
+    # no draw at all without topic questions, so recipes from before them rebuild the same data
+    rows = [topic_question(rng) if topic_share and rng.random() < topic_share else marker_question(rng) for _ in range(n)]
+    return datasets.Dataset.from_list(rows)
 
 
 def plain_example(rng: random.Random) -> dict:
