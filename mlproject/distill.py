@@ -31,7 +31,9 @@ class DistillConfig:
 
     samples: int = 2000  # examples kept
     triggered_share: float = 0.5  # share of examples that carry the trigger
-    near_miss_share: float = 0.1  # share of benign examples that carry a (training) look-alike trigger
+    # share of benign examples that carry a (training) look-alike trigger; over the 30 organisms of
+    # configs/insert-table.yaml, 0.3 met the organism targets for 27 and 0.1 for 26 (all 26 among the 27)
+    near_miss_share: float = 0.3
     math_share: float = 0.25  # share of requests that are math problems
     keep_only_clean: bool = True  # drop triggered answers without the behaviour and benign ones with it
     seed: int = 0
