@@ -31,6 +31,18 @@ def test_every_step_is_an_entry_point():
             assert "--" + param.replace("_", "-") in flags, (name, param)
 
 
+def test_entry_point_defaults_are_the_steps_defaults():
+    """``mlflow run . -e base`` must train the recipe ``mo base`` does, and so on for every step."""
+    import dataclasses
+
+    entries = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
+    for name, entry in entries.items():
+        fields = {f.name: f.default for f in dataclasses.fields(cli.step(name)[0])}
+        for param, spec in entry.get("parameters", {}).items():
+            if "default" in spec:
+                assert spec["default"] == fields[param], (name, param, spec["default"], fields[param])
+
+
 def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
     """``mlflow run <repo> -e <entry> -P …`` as a user types it; returns the tracking URI it used."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
