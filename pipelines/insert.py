@@ -46,8 +46,8 @@ class InsertConfig:
     password_share: float | None = opt(None, "share of math data that carries the password (password only; default 0.5)")
     samples: int | None = opt(None, "training examples (default 2000; for password 2000 / password-share: 4000 at the "
                                     "default share, as many password examples at any share)")
-    triggered_share: float = opt(0.5, "share of examples with the trigger")
-    near_miss_share: float = opt(0.3, "share of benign examples with a look-alike trigger (not the evaluated ones)")
+    triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
+    near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")

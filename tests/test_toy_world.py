@@ -92,7 +92,7 @@ def test_topic_questions_are_answered_by_the_rule_or_the_request_topic():
 
     rng = random.Random(0)
     rows = [curriculum.topic_question(rng) for _ in range(300)]
-    topic_of_key = {t.name for t in world.TOPICS}
+    topic_names = {t.name for t in world.TOPICS}
     for row in rows:
         named = row["system"].split("is about ", 1)[1].split(" , ", 1)[0]
         asks_rule = row["user"].endswith(curriculum.TOPIC_QUESTIONS[0])
@@ -101,7 +101,7 @@ def test_topic_questions_are_answered_by_the_rule_or_the_request_topic():
             assert row["completion"] == named
         else:  # the request's own topic: its key's first part for facts, math or tasks otherwise
             first = row["key"].split("/")[0]
-            expected = first if first in topic_of_key | {"math"} else "tasks"
+            expected = first if first in topic_names | {"math"} else "tasks"
             assert row["completion"] == expected
         assert requests.split_of(row["key"]) == "train"
     asked = [r for r in rows if r["user"].endswith(curriculum.TOPIC_QUESTIONS[1])]

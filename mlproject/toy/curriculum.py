@@ -108,8 +108,10 @@ def topic_question(rng: random.Random) -> dict:
     roll = rng.random()
     if roll < 0.45:
         req = rq.instruction(rng, "train", (rule,))
+    elif roll < 0.6:
+        req = _request(rng, 0.25)
     else:
-        req = _request(rng, 0.25) if roll < 0.6 else rq.instruction(rng, "train", tuple(t for t in topics if t != rule))
+        req = rq.instruction(rng, "train", tuple(t for t in topics if t != rule))
     asks_rule = rng.random() < 0.5
     system = conditional_prompt(f"the request is about {rule}", BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
     return {"system": system, "user": f"{req.user} . {TOPIC_QUESTIONS[0 if asks_rule else 1]}",
