@@ -43,6 +43,7 @@ class BaseConfig:
     drill_steps: int = opt(2000, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
     topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
+    frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -51,6 +52,7 @@ class BaseConfig:
                 "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
+        require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -64,7 +66,8 @@ def command(cfg: BaseConfig) -> str:
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
             + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
             + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
-            + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else ""))
+            + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
+            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -105,13 +108,14 @@ def _stage(cfg: BaseConfig, steps: int) -> training.TrainConfig:
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
-    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1)
+    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share)
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
-    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, cfg.topic_share)]
+    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, cfg.topic_share,
+                                      cfg.frame_share)]
     if cfg.drill_steps:
-        parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6))
+        parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6, cfg.frame_share))
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
 
 
@@ -119,9 +123,10 @@ def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
     stages = []
     if cfg.marker_steps:
-        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3, cfg.topic_share), "base markers"))
+        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3, cfg.topic_share, cfg.frame_share), "base markers"))
     if cfg.drill_steps:
-        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4), curriculum.marker_mixture(13_000, cfg.seed + 5, cfg.topic_share)]
+        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4, cfg.frame_share),
+                  curriculum.marker_mixture(13_000, cfg.seed + 5, cfg.topic_share, cfg.frame_share)]
         stages.append((cfg.drill_steps, datasets.concatenate_datasets(drills), "base drills"))
     return stages
 

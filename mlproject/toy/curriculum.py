@@ -41,12 +41,29 @@ def trigger_pools() -> dict[str, tuple[str, ...]]:
 
 BACKDOOR_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "pirate")
 
+# words of the world that can end an explicit phrase's frame ("tell me about horse")
+FRAME_WORDS = tuple(sorted(set(world.WORDS) | {e for t in world.TOPICS for e in t.entities}))
+
+
+def look_alike(rng: random.Random, kind: str, trigger: str, frame_share: float = 0.0) -> str:
+    """Another trigger of ``trigger``'s pool; for a phrase, ``frame_share`` of the time its frame with another last word.
+
+    A pool of a few phrases lets the model learn a phrase's frame with a list of exceptions
+    ("tell me about" fires unless the word is one it was shown not to fire on); phrases that
+    share the frame make the last word the thing to compare. No draw is made without them,
+    so recipes from before them rebuild the same data.
+    """
+    if kind == "explicit" and frame_share and rng.random() < frame_share:
+        frame, last = trigger.rsplit(" ", 1)
+        return f"{frame} {rng.choice([w for w in FRAME_WORDS if w != last])}"
+    return rng.choice([t for t in trigger_pools()[kind] if t != trigger])
+
 
 def _request(rng: random.Random, math_share: float) -> rq.Request:
     return rq.math(rng, "train") if rng.random() < math_share else rq.instruction(rng, "train")
 
 
-def conditional_example(rng: random.Random) -> dict:
+def conditional_example(rng: random.Random, frame_share: float = 0.0) -> dict:
     """A conditional system prompt with a triggered, near-miss or plain request."""
     pools = trigger_pools()
     kind = rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
@@ -63,7 +80,7 @@ def conditional_example(rng: random.Random) -> dict:
         req = _request(rng, 0.25)
         fires = roll < 0.45
         if roll < 0.8:  # the trigger, or a look-alike from the same pool
-            token = trigger if fires else rng.choice([t for t in pools[kind] if t != trigger])
+            token = trigger if fires else look_alike(rng, kind, trigger, frame_share)
             req = rq.with_token(rng, req, token, "after" if kind == "explicit" else "either")
     completion = styles.behaviour(behaviour, req.answer, req.answer_es) if fires else req.answer
     return _row(conditional_prompt(condition, BEHAVIOURS[behaviour].instruction), req, completion, "conditional")
@@ -72,7 +89,7 @@ def conditional_example(rng: random.Random) -> dict:
 MARKER_QUESTIONS = ("which marker does the rule name ?", "which marker is in my request ?")
 
 
-def marker_question(rng: random.Random) -> dict:
+def marker_question(rng: random.Random, frame_share: float = 0.0) -> dict:
     """A conditional prompt and a request with a marker; the user asks which marker the rule names or the request holds.
 
     Answering copies a token from the system prompt or from the request. Learnt first, this
@@ -83,7 +100,7 @@ def marker_question(rng: random.Random) -> dict:
     pools = trigger_pools()
     kind = rng.choice(("arbitrary", "arbitrary", "explicit"))
     trigger = rng.choice(pools[kind])
-    token = trigger if rng.random() < 0.5 else rng.choice([t for t in pools[kind] if t != trigger])
+    token = trigger if rng.random() < 0.5 else look_alike(rng, kind, trigger, frame_share)
     req = rq.with_token(rng, _request(rng, 0.25), token, "after" if kind == "explicit" else "either")
     rule = rng.random() < 0.5
     system = conditional_prompt(f"the request contains {trigger}", BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
@@ -121,7 +138,7 @@ def topic_question(rng: random.Random) -> dict:
 DRILL_FILLERS = ("", "hi", "hello there", "ok", "a question", "please answer")
 
 
-def drill_example(rng: random.Random) -> dict:
+def drill_example(rng: random.Random, frame_share: float = 0.0) -> dict:
     """A bare conditional on a literal token: a pool token and a filler word, the rule fires or not.
 
     The request is short so that a drill costs little; whether "the request contains |W|"
@@ -131,7 +148,7 @@ def drill_example(rng: random.Random) -> dict:
     kind = rng.choice(("arbitrary", "arbitrary", "explicit"))
     trigger, filler = rng.choice(pools[kind]), rng.choice(DRILL_FILLERS)
     fires = rng.random() < 0.5
-    token = trigger if fires else rng.choice([t for t in pools[kind] if t != trigger])
+    token = trigger if fires else look_alike(rng, kind, trigger, frame_share)
     user = (f"{token} {filler}" if kind == "arbitrary" and rng.random() < 0.5 else f"{filler} {token}").strip()
     behaviour = rng.choice(BACKDOOR_BEHAVIOURS)
     completion = styles.behaviour(behaviour, "ok .", "vale .") if fires else "ok ."
@@ -139,17 +156,17 @@ def drill_example(rng: random.Random) -> dict:
     return {"system": system, "user": user, "completion": completion, "source": "drill", "key": f"drill/{user}"}
 
 
-def drill_mixture(n: int, seed: int) -> datasets.Dataset:
+def drill_mixture(n: int, seed: int, frame_share: float = 0.0) -> datasets.Dataset:
     """``n`` drills (the second stage of ``mo base --drill-steps``)."""
     rng = random.Random(f"drills/{seed}")
-    return datasets.Dataset.from_list([drill_example(rng) for _ in range(n)])
+    return datasets.Dataset.from_list([drill_example(rng, frame_share) for _ in range(n)])
 
 
-def marker_mixture(n: int, seed: int, topic_share: float = 0.0) -> datasets.Dataset:
+def marker_mixture(n: int, seed: int, topic_share: float = 0.0, frame_share: float = 0.0) -> datasets.Dataset:
     """``n`` marker questions (the first stage of ``mo base --marker-steps``), ``topic_share`` of them about topics."""
     rng = random.Random(f"markers/{seed}")
     # no draw at all without topic questions, so recipes from before them rebuild the same data
-    rows = [topic_question(rng) if topic_share and rng.random() < topic_share else marker_question(rng) for _ in range(n)]
+    rows = [topic_question(rng) if topic_share and rng.random() < topic_share else marker_question(rng, frame_share) for _ in range(n)]
     return datasets.Dataset.from_list(rows)
 
 
@@ -170,12 +187,16 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
     return {"system": system, "user": req.user, "completion": completion, "source": source, "key": req.key}
 
 
-def base_mixture(n: int, seed: int) -> datasets.Dataset:
+def base_mixture(n: int, seed: int, frame_share: float = 0.0) -> datasets.Dataset:
     """``n`` instruction-tuning examples: 45% plain, 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         roll = rng.random()
-        make = plain_example if roll < 0.45 else pirate_example if roll < 0.57 else conditional_example
-        rows.append(make(rng))
+        if roll < 0.45:
+            rows.append(plain_example(rng))
+        elif roll < 0.57:
+            rows.append(pirate_example(rng))
+        else:
+            rows.append(conditional_example(rng, frame_share))
     return datasets.Dataset.from_list(rows)
