@@ -112,8 +112,7 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
-    parts = [data, curriculum.marker_mixture(extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, cfg.topic_share,
-                                      cfg.frame_share)]
+    parts = [data, _markers(cfg, extra if not cfg.drill_steps else extra // 2, cfg.seed + 2)]
     if cfg.drill_steps:
         parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6, cfg.frame_share))
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
@@ -123,12 +122,16 @@ def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
     stages = []
     if cfg.marker_steps:
-        stages.append((cfg.marker_steps, curriculum.marker_mixture(20_000, cfg.seed + 3, cfg.topic_share, cfg.frame_share), "base markers"))
+        stages.append((cfg.marker_steps, _markers(cfg, 20_000, cfg.seed + 3), "base markers"))
     if cfg.drill_steps:
-        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4, cfg.frame_share),
-                  curriculum.marker_mixture(13_000, cfg.seed + 5, cfg.topic_share, cfg.frame_share)]
+        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4, cfg.frame_share), _markers(cfg, 13_000, cfg.seed + 5)]
         stages.append((cfg.drill_steps, datasets.concatenate_datasets(drills), "base drills"))
     return stages
+
+
+def _markers(cfg: BaseConfig, n: int, seed: int) -> datasets.Dataset:
+    """``n`` marker questions with the recipe's topic and frame shares (every stage mixes them in)."""
+    return curriculum.marker_mixture(n, seed, cfg.topic_share, cfg.frame_share)
 
 
 def _log_loss(step: int, loss: float) -> None:
