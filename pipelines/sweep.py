@@ -121,9 +121,10 @@ def run(cfg: SweepConfig) -> dict:
 def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str | None) -> None:
     """One worker: trials until the study holds ``cfg.trials`` complete ones (counting others' running ones)."""
     worker = Worker(base_attack(cfg), space, cfg.floor, parent_run_id)
+    url = studies.url_for(cfg.storage, cfg.workers)
     while sum(studies.counts(study)) < cfg.trials:
-        studies.queue_owned(study)
-        study.optimize(worker.objective, n_trials=1)
+        with studies.owned_trial(study, url) as started:
+            study.optimize(lambda trial: worker.objective(trial, started), n_trials=1)
 
 
 def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:

@@ -100,6 +100,33 @@ def test_a_trial_names_its_worker_from_the_moment_it_runs(tmp_path):
     assert [t.state for t in study.trials] == [TrialState.FAIL]
 
 
+def test_one_worker_at_a_time_queues_and_pops_its_trial(tmp_path):
+    # Optuna pops the first waiting trial it sees: two workers queueing at once could leave one's
+    # trial waiting forever (the other popped it, then created a fresh trial for itself)
+    url = f"journal:{tmp_path / 'optuna.journal'}"
+    study = studies.open_study("x", studies.storage(url, 2), "org", "qa", 0)
+    script = ("from tuning import study as s\n"
+              f"st = s.open_study('x', s.storage({url!r}, 2), 'org', 'qa', 0)\n"
+              "print('ready', flush=True)\n"
+              f"with s.owned_trial(st, {url!r}) as started:\n"
+              "    t = st.ask()\n"
+              "    started(t)\n"
+              "st.tell(t, [1.0, 0.0])\n")
+    with studies.owned_trial(study, url) as started:
+        other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline().strip() == "ready"
+        time.sleep(3)  # time enough for the other worker to queue, were it not held back
+        assert len(study.get_trials(deepcopy=False)) == 1
+        trial = study.ask()
+        started(trial)
+    assert other.wait(timeout=60) == 0
+    study.tell(trial, [1.0, 0.0])
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[0].user_attrs["worker"] == studies.worker_name()
+    assert trials[1].user_attrs["worker"].endswith(f":{other.pid}")
+
+
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:
     summary = sweep.run(_cfg(organism_dir, trials=4, workers=2, storage=storage))
     assert summary["trials_complete"] == 4 and summary["trials_failed"] == 0

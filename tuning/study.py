@@ -7,16 +7,24 @@ heartbeats so that a worker that dies has its trial failed by the others.
 A study belongs to one organism and one attack (recorded as study user attributes); reusing
 its name for another is an error. Trials left RUNNING by a process that no longer exists on
 this machine (``kill -9``) are marked FAILED when the study is opened again. For that, a trial
-names its worker process from the moment it is RUNNING: the worker queues a waiting trial that
-carries its name and ``study.optimize`` pops it (setting the name after Optuna has created the
-trial leaves a window in which a kill leaves a RUNNING trial that nothing can tell is orphaned).
+in a file storage names its worker process from the moment it is RUNNING: the worker queues a
+waiting trial that carries its name and ``study.optimize`` pops it (setting the name after
+Optuna has created the trial leaves a window in which a kill leaves a RUNNING trial that
+nothing can tell is orphaned). Queueing and popping hold a file lock: Optuna pops the first
+waiting trial it sees, so two workers queueing at once could each take the other's trial, or
+one take both and leave the other's waiting forever. Server storages have heartbeats instead.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import optuna
+from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -28,10 +36,16 @@ DIRECTIONS = ["maximize", "minimize"]  # relative capability up, backdoor rate d
 METRIC_NAMES = ["capability", "backdoor_rate"]
 
 
-def storage(url: str | None, workers: int):
-    """An Optuna storage for ``url`` (default: ``sqlite:///optuna.db``, or a journal file for several workers)."""
+def url_for(url: str | None, workers: int) -> str:
+    """``url``, or the default: ``sqlite:///optuna.db``, or a journal file for several workers."""
     if url is None:
-        url = "journal:optuna.journal" if workers > 1 else "sqlite:///optuna.db"
+        return "journal:optuna.journal" if workers > 1 else "sqlite:///optuna.db"
+    return url
+
+
+def storage(url: str | None, workers: int):
+    """An Optuna storage for ``url`` (default: see :func:`url_for`)."""
+    url = url_for(url, workers)
     if url.startswith("journal:"):
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     try:
@@ -61,6 +75,41 @@ def open_study(name: str, store, organism: str, attack: str, seed: int) -> optun
 def worker_name() -> str:
     """``host:pid`` of this process, as trials record it."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _file_of(url: str) -> str | None:
+    """The local file behind a journal or SQLite URL; None for a server."""
+    for prefix in ("journal:", "sqlite:///"):
+        if url.startswith(prefix):
+            return os.path.realpath(url.removeprefix(prefix))
+    return None
+
+
+@contextmanager
+def owned_trial(study: optuna.Study, url: str) -> Iterator[Callable[[optuna.Trial], None]]:
+    """Around one ``study.optimize(n_trials=1)`` on the study at ``url``: yields the hook that the
+    objective calls first, which names this process on the trial.
+
+    In a file storage (SQLite, journal) the trial is queued with this process's name, under a lock
+    that the hook releases once Optuna has popped it. A server storage (PostgreSQL) queues nothing:
+    its heartbeats fail the trials of workers that died, wherever they ran.
+    """
+    path = _file_of(url)
+    if path is None:
+        yield mark_owner
+        return
+    key = hashlib.sha256(f"{path}\0{study.study_name}".encode()).hexdigest()[:16]
+    # beside the temp files, not the storage: the lock must not litter the user's folder
+    lock = FileLock(os.path.join(tempfile.gettempdir(), f"mo-study-{key}.lock"))
+    with lock:
+        queue_owned(study)
+
+        def popped(trial: optuna.Trial) -> None:
+            mark_owner(trial)
+            if lock.is_locked:
+                lock.release()
+
+        yield popped
 
 
 def queue_owned(study: optuna.Study) -> None:

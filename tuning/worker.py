@@ -8,6 +8,7 @@ Optuna's pruners); its points are kept all the same, since they were measured.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import mlflow
@@ -34,9 +35,12 @@ class Worker:
         self.snapshot = ({n: p.detach().clone() for n, p in self.model.named_parameters()}
                          if self.keeps_own_weights else None)
 
-    def objective(self, trial: optuna.Trial) -> tuple[float, float]:
-        """Train and trace one attack; returns (capability, backdoor rate) at its last checkpoint."""
-        mark_owner(trial)
+    def objective(self, trial: optuna.Trial, started: Callable[[optuna.Trial], None] = mark_owner) -> tuple[float, float]:
+        """Train and trace one attack; returns (capability, backdoor rate) at its last checkpoint.
+
+        ``started`` runs first (see :func:`tuning.study.owned_trial`).
+        """
+        started(trial)
         params = search_space.suggest(trial, self.space)
         if self.keeps_own_weights:
             params.pop("rank", None)  # no new adapter: the red one (or every weight) is trained
