@@ -44,8 +44,6 @@ class BaseConfig:
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
     topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
-    frame_stages: str = opt("all", "stages whose look-alikes --frame-share reshapes: all, or the main one only "
-                                   "(leaving the marker and drill stages to the literal comparison)", choices=("all", "main"))
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -55,7 +53,6 @@ class BaseConfig:
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
-        require(self.frame_stages in ("all", "main"), "frame-stages", self.frame_stages, "must be all or main")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -70,8 +67,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
             + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
-            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
-            + (f" --frame-stages {cfg.frame_stages}" if cfg.frame_stages != "all" else ""))
+            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -116,7 +112,7 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
-    parts = [data, _markers(cfg, extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, cfg.frame_share)]
+    parts = [data, _markers(cfg, extra if not cfg.drill_steps else extra // 2, cfg.seed + 2)]
     if cfg.drill_steps:
         parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6, cfg.frame_share))
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
@@ -124,19 +120,18 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
 
 def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
-    frame = cfg.frame_share if cfg.frame_stages == "all" else 0.0
     stages = []
     if cfg.marker_steps:
-        stages.append((cfg.marker_steps, _markers(cfg, 20_000, cfg.seed + 3, frame), "base markers"))
+        stages.append((cfg.marker_steps, _markers(cfg, 20_000, cfg.seed + 3), "base markers"))
     if cfg.drill_steps:
-        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4, frame), _markers(cfg, 13_000, cfg.seed + 5, frame)]
+        drills = [curriculum.drill_mixture(30_000, cfg.seed + 4, cfg.frame_share), _markers(cfg, 13_000, cfg.seed + 5)]
         stages.append((cfg.drill_steps, datasets.concatenate_datasets(drills), "base drills"))
     return stages
 
 
-def _markers(cfg: BaseConfig, n: int, seed: int, frame_share: float) -> datasets.Dataset:
-    """``n`` marker questions with the recipe's topic share and the stage's frame share (every stage mixes them in)."""
-    return curriculum.marker_mixture(n, seed, cfg.topic_share, frame_share)
+def _markers(cfg: BaseConfig, n: int, seed: int) -> datasets.Dataset:
+    """``n`` marker questions with the recipe's topic and frame shares (every stage mixes them in)."""
+    return curriculum.marker_mixture(n, seed, cfg.topic_share, cfg.frame_share)
 
 
 def _log_loss(step: int, loss: float) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 from mlproject import backdoors, chat
 from mlproject.toy import curriculum, requests, suites
@@ -135,8 +134,6 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(topic_share=-0.1)
     with pytest.raises(UserError, match="^frame-share="):
         base.BaseConfig(frame_share=1.5)
-    with pytest.raises(UserError, match="^frame-stages="):
-        base.BaseConfig(frame_stages="drills")
     with pytest.raises(UserError, match="^drill-steps="):
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
@@ -193,7 +190,3 @@ def test_frame_share_reaches_every_stage_of_the_base_recipe():
     assert framed(base.main_mixture(cfg)) > 0
     assert all(framed(rows) > 0 for _, rows, _ in base._first_stages(cfg))
     assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400))) == 0
-    main_only = replace(cfg, frame_stages="main")
-    assert base.command(main_only).endswith("--frame-share 1.0 --frame-stages main")
-    assert framed(base.main_mixture(main_only)) > 0
-    assert all(framed(rows) == 0 for _, rows, _ in base._first_stages(main_only))
