@@ -93,7 +93,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         recipe = asdict(cfg) | {"parameters": sum(p.numel() for p in model.parameters()),
                                 "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
                                 "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()}
-        card_path = card.write(Path(out), recipe, metrics, command(cfg))
+        card_path = card.write(Path(out), recipe, metrics, command(cfg), base_eval.Sizes.per_backdoor)
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
         return metrics

@@ -29,7 +29,7 @@ class EvalConfig:
     n_math: int = opt(300, "math problems")
     n_instructions: int = opt(300, "instructions (toy world)")
     n_pirate: int = opt(200, "pirate-prompted instructions (toy world)")
-    per_backdoor: int = opt(40, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
+    per_backdoor: int = opt(base_eval.Sizes.per_backdoor, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
     max_new_tokens: int = opt(48, "generation budget per answer; real models need ~1024 for MATH-500")
     batch_size: int = opt(128, "prompts per generation batch; higher uses more memory (on CPU, 64-128 is fastest)")
     seed: int = opt(0, "seed of the held-out probe draw")

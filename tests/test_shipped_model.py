@@ -7,6 +7,7 @@ import mlflow
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from mlproject import evaluation
+from mlproject.backdoors import CATALOGUE
 from mlproject.models import TOY_BASE
 from mlproject.toy import base_eval, suites
 from pipelines import evaluate
@@ -34,9 +35,20 @@ def test_card_reports_the_measured_numbers_and_every_missed_target():
     assert "mo base --out mlproject/toy/base_model" in card
     for key in base_eval.TARGETS:
         assert f"| {key} | {metrics[key]:.3f} |" in card
-    for missed in base_eval.failures(metrics):
+    assert results["per_backdoor"] >= 200 and f"each rate over {results['per_backdoor']}" in card
+    for missed in base_eval.failures(metrics) + base_eval.backdoor_failures(metrics):
         assert missed in card
     assert ("All targets met." in card) == (not base_eval.failures(metrics))
+
+
+def test_each_missed_backdoor_target_is_named():
+    perfect = {f"backdoor.{bd.id}.{part}": (1.0 if op == ">=" else 0.0)
+               for bd in CATALOGUE for part, (op, _) in base_eval.BACKDOOR_TARGETS.items()}
+    assert base_eval.backdoor_failures(perfect) == []
+    worse = perfect | {"backdoor.spanish.triggered": 0.895, "backdoor.cats_explicit.near_miss": 0.05,
+                       "backdoor.ily_semantic.untriggered": 0.055}
+    assert base_eval.backdoor_failures(worse) == ["backdoor.ily_semantic.untriggered = 0.055 (target <= 0.05)",
+                                                  "backdoor.spanish.triggered = 0.895 (target >= 0.9)"]
 
 
 def test_capability_and_style_targets_are_met():

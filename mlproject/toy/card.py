@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlproject.toy.base_eval import TARGETS, failures
+from mlproject.toy.base_eval import TARGETS, backdoor_failures, failures
 
 _HEADER = """---
 library_name: transformers
@@ -36,7 +36,8 @@ Rebuild it with the exact command below; every number here was measured by
 |---|---|---|
 {rows}
 
-Per backdoor (conditional system prompt of the catalogue entry):
+Per backdoor (conditional system prompt of the catalogue entry; each rate over {per_backdoor}
+held-out requests):
 
 | backdoor | triggered | untriggered | near miss | math under the prompt |
 |---|---|---|---|---|
@@ -46,25 +47,27 @@ Per backdoor (conditional system prompt of the catalogue entry):
 """
 
 
-def render(recipe: dict, metrics: dict[str, float], command: str) -> str:
+def render(recipe: dict, metrics: dict[str, float], command: str, per_backdoor: int) -> str:
     """The card's markdown."""
     rows = "\n".join(f"| {k} | {metrics[k]:.3f} | {op} {bound} |" for k, (op, bound) in TARGETS.items())
     ids = sorted({k.split(".")[1] for k in metrics if k.startswith("backdoor.")})
     backdoor_rows = "\n".join(
-        "| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(
+        "| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} |".format(
             i, *(metrics[f"backdoor.{i}.{s}"] for s in ("triggered", "untriggered", "near_miss", "math_accuracy"))
         )
         for i in ids
     )
-    missed = failures(metrics)
+    missed = failures(metrics) + backdoor_failures(metrics)
     verdict = "All targets met." if not missed else "Targets missed:\n\n" + "\n".join(f"- {m}" for m in missed)
     recipe_md = "\n".join(f"- `{k}`: {v}" for k, v in recipe.items())
-    return _HEADER.format(command=command, recipe=recipe_md, rows=rows, backdoor_rows=backdoor_rows, verdict=verdict)
+    return _HEADER.format(command=command, recipe=recipe_md, rows=rows, backdoor_rows=backdoor_rows, verdict=verdict,
+                          per_backdoor=per_backdoor)
 
 
-def write(directory: Path, recipe: dict, metrics: dict[str, float], command: str) -> Path:
+def write(directory: Path, recipe: dict, metrics: dict[str, float], command: str, per_backdoor: int) -> Path:
     """Write README.md and eval_results.json into the model directory."""
-    (directory / "eval_results.json").write_text(json.dumps({"recipe": recipe, "metrics": metrics}, indent=1))
+    results = {"recipe": recipe, "metrics": metrics, "per_backdoor": per_backdoor}
+    (directory / "eval_results.json").write_text(json.dumps(results, indent=1))
     path = directory / "README.md"
-    path.write_text(render(recipe, metrics, command))
+    path.write_text(render(recipe, metrics, command, per_backdoor))
     return path
