@@ -16,10 +16,8 @@ one take both and leave the other's waiting forever. Server storages have heartb
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -98,9 +96,9 @@ def owned_trial(study: optuna.Study, url: str) -> Iterator[Callable[[optuna.Tria
     if path is None:
         yield mark_owner
         return
-    key = hashlib.sha256(f"{path}\0{study.study_name}".encode()).hexdigest()[:16]
-    # beside the temp files, not the storage: the lock must not litter the user's folder
-    lock = FileLock(os.path.join(tempfile.gettempdir(), f"mo-study-{key}.lock"))
+    # beside the storage file, as SQLite's own journal files are (the journal backend takes
+    # `<file>.lock` for itself); kept after release, since deleting a lock file races its waiters
+    lock = FileLock(f"{path}.queue.lock")
     with lock:
         queue_owned(study)
 
