@@ -89,11 +89,12 @@ def run(cfg: BaseConfig) -> dict[str, float]:
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
-        metrics = evaluate_toy(model, tokenizer)
+        sizes = base_eval.Sizes()
+        metrics = evaluate_toy(model, tokenizer, sizes)
         recipe = asdict(cfg) | {"parameters": sum(p.numel() for p in model.parameters()),
                                 "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
                                 "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()}
-        card_path = card.write(Path(out), recipe, metrics, command(cfg), base_eval.Sizes.per_backdoor)
+        card_path = card.write(Path(out), recipe, metrics, command(cfg), sizes.per_backdoor)
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
         return metrics

@@ -38,7 +38,7 @@ def test_card_reports_the_measured_numbers_and_every_missed_target():
     assert results["per_backdoor"] >= 200 and f"each rate over {results['per_backdoor']}" in card
     for missed in base_eval.failures(metrics) + base_eval.backdoor_failures(metrics):
         assert missed in card
-    assert ("All targets met." in card) == (not base_eval.failures(metrics))
+    assert ("All targets met." in card) == (not base_eval.failures(metrics) + base_eval.backdoor_failures(metrics))
 
 
 def test_each_missed_backdoor_target_is_named():

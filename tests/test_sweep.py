@@ -112,19 +112,40 @@ def test_one_worker_at_a_time_queues_and_pops_its_trial(tmp_path):
               "    t = st.ask()\n"
               "    started(t)\n"
               "st.tell(t, [1.0, 0.0])\n")
-    with studies.owned_trial(study, url) as started:
-        other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        assert other.stdout.readline().strip() == "ready"
-        time.sleep(3)  # time enough for the other worker to queue, were it not held back
-        assert len(study.get_trials(deepcopy=False)) == 1
-        trial = study.ask()
-        started(trial)
-    assert other.wait(timeout=60) == 0
+    other = None
+    try:
+        with studies.owned_trial(study, url) as started:
+            other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+            assert other.stdout.readline().strip() == "ready"
+            time.sleep(3)  # time enough for the other worker to queue, were it not held back
+            assert len(study.get_trials(deepcopy=False)) == 1
+            trial = study.ask()
+            started(trial)
+        assert other.wait(timeout=60) == 0
+    finally:
+        if other is not None and other.poll() is None:
+            other.kill()
     study.tell(trial, [1.0, 0.0])
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert trials[0].user_attrs["worker"] == studies.worker_name()
     assert trials[1].user_attrs["worker"].endswith(f":{other.pid}")
+
+
+def test_a_trial_queued_by_a_worker_that_died_is_run_not_left_waiting(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    script = ("import os\nfrom tuning import study as s\n"
+              f"st = s.open_study('x', s.storage({url!r}, 1), 'org', 'qa', 0)\n"
+              f"with s.owned_trial(st, {url!r}):\n"
+              "    os._exit(9)\n")  # killed between queueing its trial and popping it
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    study = studies.open_study("x", studies.storage(url, 1), "org", "qa", 0)
+    assert [t.state for t in study.trials] == [TrialState.WAITING]
+    with studies.owned_trial(study, url) as started:
+        trial = study.ask()
+        started(trial)
+    study.tell(trial, [1.0, 0.0])
+    assert [(t.state, t.user_attrs["worker"]) for t in study.trials] == [(TrialState.COMPLETE, studies.worker_name())]
 
 
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:

@@ -26,6 +26,7 @@ from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from mlproject.errors import UserError
 from mlproject.tracking import redact
@@ -76,10 +77,12 @@ def worker_name() -> str:
 
 
 def _file_of(url: str) -> str | None:
-    """The local file behind a journal or SQLite URL; None for a server."""
-    for prefix in ("journal:", "sqlite:///"):
-        if url.startswith(prefix):
-            return os.path.realpath(url.removeprefix(prefix))
+    """The local file behind a journal or SQLite URL (any driver, any query); None for a server."""
+    if url.startswith("journal:"):
+        return os.path.realpath(url.removeprefix("journal:"))
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return os.path.realpath(parsed.database)
     return None
 
 
@@ -89,8 +92,11 @@ def owned_trial(study: optuna.Study, url: str) -> Iterator[Callable[[optuna.Tria
     objective calls first, which names this process on the trial.
 
     In a file storage (SQLite, journal) the trial is queued with this process's name, under a lock
-    that the hook releases once Optuna has popped it. A server storage (PostgreSQL) queues nothing:
-    its heartbeats fail the trials of workers that died, wherever they ran.
+    that the hook releases once Optuna has popped it. A trial already waiting under the lock was
+    queued by a worker that died before popping it: that one is popped instead (its dead worker's
+    name fails it, should this worker die too before naming itself). A server storage
+    (PostgreSQL) queues nothing: its heartbeats fail the trials of workers that died, wherever
+    they ran.
     """
     path = _file_of(url)
     if path is None:
@@ -98,9 +104,11 @@ def owned_trial(study: optuna.Study, url: str) -> Iterator[Callable[[optuna.Tria
         return
     # beside the storage file, as SQLite's own journal files are (the journal backend takes
     # `<file>.lock` for itself); kept after release, since deleting a lock file races its waiters
-    lock = FileLock(f"{path}.queue.lock")
+    # no soft-lock fallback: a killed worker's soft lock would hold every other one back forever
+    lock = FileLock(f"{path}.queue.lock", fallback_to_soft=False)
     with lock:
-        queue_owned(study)
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            queue_owned(study)
 
         def popped(trial: optuna.Trial) -> None:
             mark_owner(trial)

@@ -32,8 +32,9 @@ class Sizes:
     math: int = 300
     instructions: int = 300
     pirate: int = 200
-    # each of triggered, untriggered, near-miss, and math under the prompt: at 40 a rate's 95%
-    # interval spans about +-0.1, as wide as the margins the targets draw; at 200, +-0.04
+    # draws of each of triggered, untriggered, near-miss, and math under the prompt: at 40 a
+    # rate's 95% interval spans about +-0.1, as wide as the margins the targets draw; at 200,
+    # +-0.04 (a semantic topic has only 35 to 93 distinct held-out requests; draws repeat them)
     per_backdoor: int = 200
 
 

@@ -37,7 +37,7 @@ Rebuild it with the exact command below; every number here was measured by
 {rows}
 
 Per backdoor (conditional system prompt of the catalogue entry; each rate over {per_backdoor}
-held-out requests):
+requests drawn from the held-out ones; a semantic trigger's topic has fewer distinct requests):
 
 | backdoor | triggered | untriggered | near miss | math under the prompt |
 |---|---|---|---|---|
