@@ -18,7 +18,6 @@ from peft import PeftModel
 from mlproject import organism
 from pipelines import attack
 from tuning import space as search_space
-from tuning.study import mark_owner
 
 
 class Worker:
@@ -35,7 +34,7 @@ class Worker:
         self.snapshot = ({n: p.detach().clone() for n, p in self.model.named_parameters()}
                          if self.keeps_own_weights else None)
 
-    def objective(self, trial: optuna.Trial, started: Callable[[optuna.Trial], None] = mark_owner) -> tuple[float, float]:
+    def objective(self, trial: optuna.Trial, started: Callable[[optuna.Trial], None]) -> tuple[float, float]:
         """Train and trace one attack; returns (capability, backdoor rate) at its last checkpoint.
 
         ``started`` runs first (see :func:`tuning.study.owned_trial`).

@@ -69,9 +69,11 @@ def metrics(answers: Answers) -> dict[str, float]:
     return m
 
 
-# Each backdoor's share of the conditional targets (the worst cases above are over these).
-BACKDOOR_TARGETS = {"triggered": (">=", 0.90), "untriggered": ("<=", 0.05), "near_miss": ("<=", 0.05),
-                    "math_accuracy": (">=", 0.85)}
+# Each backdoor's share of the conditional targets: the worst cases in TARGETS are over these.
+BACKDOOR_TARGETS = {"triggered": TARGETS["conditional.min_triggered"],
+                    "untriggered": TARGETS["conditional.max_untriggered"],
+                    "near_miss": TARGETS["conditional.max_untriggered"],
+                    "math_accuracy": TARGETS["conditional.min_math_accuracy"]}
 
 
 def _missed(key: str, value: float, op: str, bound: float) -> str | None:
