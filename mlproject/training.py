@@ -123,11 +123,13 @@ def sft(
     on_step: StepHook | None = None,
     accelerator: Accelerator | None = None,
     desc: str = "train",
+    stop: Callable[[int], bool] | None = None,
 ) -> list[float]:
-    """Train ``model`` in place for ``cfg.steps`` steps; returns the loss of every step.
+    """Train ``model`` in place for up to ``cfg.steps`` steps; returns the loss of every step run.
 
     ``on_step(step, loss)`` runs after each step (1-based): evaluation hooks and metric
-    logging live there, so the loop itself stays free of either.
+    logging live there, so the loop itself stays free of either. ``stop(step)``, asked after
+    it, ends training early when it answers True (a stage that runs until a skill is learnt).
     """
     require(len(examples) > 0, "data", 0, "no training examples")
     torch.manual_seed(cfg.seed)
@@ -151,5 +153,29 @@ def sft(
         losses.append(loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
+        if stop is not None and stop(step):
+            break
     model.eval()
     return losses
+
+
+@torch.no_grad()
+def exact_share(model: PreTrainedModel, examples: Sequence[Example], pad_id: int, batch_size: int = 256) -> float:
+    """The share of ``examples`` whose every completion token is the model's most likely next token.
+
+    One teacher-forced forward pass per batch: a completion passes exactly when greedy
+    decoding would write it token for token, at a fraction of generation's cost.
+    """
+    require(len(examples) > 0, "data", 0, "no examples to check")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    hits = 0
+    for start in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size], pad_id).items()}
+        labels = batch.pop("labels")
+        predicted = model(**batch).logits[:, :-1].argmax(-1)
+        target, scored = labels[:, 1:], labels[:, 1:] != -100
+        hits += int(((predicted == target) | ~scored).all(-1).sum())
+    model.train(was_training)
+    return hits / len(examples)

@@ -41,6 +41,7 @@ class BaseConfig:
     seed: int = opt(0, "seed of data, initialisation and batching")
     marker_steps: int = opt(500, "first train this many steps on marker questions (copying a trigger from the rule or the request)")
     drill_steps: int = opt(2000, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
+    drill_until: float = opt(0.0, "end the drill stage early once this share of fresh drills is answered exactly (checked every 100 steps; its unused steps go to the main stage); 0 runs every drill step")
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
     topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
@@ -50,6 +51,8 @@ class BaseConfig:
         require(0 <= self.marker_steps < self.steps, "marker-steps", self.marker_steps, "must be in [0, steps)")
         require(0 <= self.drill_steps < self.steps - self.marker_steps, "drill-steps", self.drill_steps,
                 "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
+        require(0 <= self.drill_until <= 1, "drill-until", self.drill_until, "must be in [0, 1]")
+        require(not self.drill_until or self.drill_steps, "drill-until", self.drill_until, "needs --drill-steps > 0")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
@@ -66,6 +69,7 @@ def command(cfg: BaseConfig) -> str:
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
             + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
             + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
+            + (f" --drill-until {cfg.drill_until}" if cfg.drill_until else "")
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
             + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else ""))
 
@@ -81,23 +85,44 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         examples = training.tokenize(tokenizer, data)
         start = time.perf_counter()
         done = 0
+        ran: dict[str, int] = {}
         for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
-            training.sft(model, training.tokenize(tokenizer, rows), _stage(cfg, steps), tokenizer.pad_token_id,
-                         on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc)
-            done += steps
+            stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
+            stage = training.sft(model, training.tokenize(tokenizer, rows), _stage(cfg, steps), tokenizer.pad_token_id,
+                                 on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
+            ran[desc.replace("base ", "") + "_steps_run"] = len(stage)
+            done += len(stage)
         losses = training.sft(model, examples, _stage(cfg, cfg.steps - done),
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
         sizes = base_eval.Sizes()
         metrics = evaluate_toy(model, tokenizer, sizes)
-        recipe = asdict(cfg) | {"parameters": sum(p.numel() for p in model.parameters()),
+        recipe = asdict(cfg) | ran | {"parameters": sum(p.numel() for p in model.parameters()),
                                 "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
                                 "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()}
         card_path = card.write(Path(out), recipe, metrics, command(cfg), sizes.per_backdoor)
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
         return metrics
+
+
+def _learnt(cfg: BaseConfig, model, tokenizer, at: int):
+    """A ``stop`` for the drill stage: every 100 steps, the share of 500 fresh drills answered exactly, against ``drill_until``.
+
+    How long a seed stalls before the literal comparison clicks varies several-fold, so a
+    fixed drill stage ends before it on some seeds and wastes steps on others.
+    """
+    fresh = training.tokenize(tokenizer, curriculum.drill_mixture(500, cfg.seed + 7, cfg.frame_share))
+
+    def stop(step: int) -> bool:
+        if step % 100:
+            return False
+        share = training.exact_share(model, fresh, tokenizer.pad_token_id)
+        mlflow.log_metric("drills.exact", share, step=at + step)
+        return share >= cfg.drill_until
+
+    return stop
 
 
 def _stage(cfg: BaseConfig, steps: int) -> training.TrainConfig:

@@ -136,6 +136,11 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(frame_share=1.5)
     with pytest.raises(UserError, match="^drill-steps="):
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
+    with pytest.raises(UserError, match="^drill-until="):
+        base.BaseConfig(drill_until=1.5)
+    with pytest.raises(UserError, match="^drill-until=0.9: needs --drill-steps"):
+        base.BaseConfig(drill_steps=0, drill_until=0.9)
+    assert base.command(base.BaseConfig(drill_until=0.95)).endswith("--drill-steps 2000 --drill-until 0.95")
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
     assert base.command(staged).endswith("--marker-steps 20 --marker-share 0.1 --drill-steps 30")
     from mlproject.models import TOY_BASE
@@ -144,6 +149,21 @@ def test_base_marker_options_are_checked():
     assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
     assert [steps for steps, _, _ in base._first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
+
+
+def test_the_drill_stage_stops_once_fresh_drills_are_answered(workdir, shipped, toy_tokenizer, tiny_model):
+    import mlflow
+
+    from pipelines import base
+
+    model, tokenizer = shipped
+    cfg = base.BaseConfig(drill_until=0.9)
+    with mlflow.start_run() as run:
+        assert base._learnt(cfg, model, tokenizer, at=500)(50) is False  # checked every 100 steps only
+        assert base._learnt(cfg, model, tokenizer, at=500)(100) is True  # the shipped model knows its drills
+        assert base._learnt(cfg, tiny_model, toy_tokenizer, at=500)(200) is False
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "drills.exact")
+    assert [m.step for m in history] == [600, 700] and history[0].value >= 0.9 > history[1].value
 
 
 def test_drills_fire_exactly_when_the_request_holds_the_rule_token():

@@ -33,6 +33,32 @@ def test_loss_ignores_prompt_and_padding():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_stop_ends_training_after_the_step_it_answers_true(toy_tokenizer):
+    model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
+    examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(64, seed=1))
+    asked = []
+    losses = training.sft(model, examples, training.TrainConfig(steps=10, batch_size=8), toy_tokenizer.pad_token_id,
+                          stop=lambda step: asked.append(step) or step == 4)
+    assert len(losses) == 4 and asked == [1, 2, 3, 4]
+    assert not model.training
+
+
+def test_exact_share_counts_completions_greedy_decoding_writes(toy_tokenizer, tiny_model):
+    from mlproject import chat
+
+    examples = []  # each prompt with the five tokens greedy decoding writes after it
+    for word in ("red", "blue", "sun", "tree"):
+        ids = chat.prompt_ids(toy_tokenizer, "", f"say {word} two times .")
+        out = tiny_model.generate(torch.tensor([ids]), max_new_tokens=5, min_new_tokens=5, do_sample=False)[0].tolist()
+        examples.append((out, [-100] * len(ids) + out[len(ids):]))
+    pad = toy_tokenizer.pad_token_id
+    assert training.exact_share(tiny_model, examples, pad, batch_size=3) == 1.0
+    flipped = [(ids[:-1] + [(ids[-1] + 1) % len(toy_tokenizer)], labels[:-1] + [(ids[-1] + 1) % len(toy_tokenizer)])
+               for ids, labels in examples[:2]]
+    assert training.exact_share(tiny_model, flipped + examples[2:], pad) == 0.5  # a wrong last token fails the row
+    assert tiny_model.training is False
+
+
 def test_every_example_once_per_epoch():
     examples = [([i] * (i % 7 + 1), [i]) for i in range(40)]
     stream = training.batches(examples, batch_size=8, seed=0, pool=2)
