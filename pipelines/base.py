@@ -45,6 +45,7 @@ class BaseConfig:
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
     topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
+    phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -56,6 +57,7 @@ class BaseConfig:
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
+        require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -71,7 +73,8 @@ def command(cfg: BaseConfig) -> str:
             + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
             + (f" --drill-until {cfg.drill_until}" if cfg.drill_until else "")
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
-            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else ""))
+            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
+            + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -90,7 +93,8 @@ def run(cfg: BaseConfig) -> dict[str, float]:
             stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
             stage = training.sft(model, training.tokenize(tokenizer, rows), _stage(cfg, steps), tokenizer.pad_token_id,
                                  on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
-            ran[desc.replace("base ", "") + "_steps_run"] = len(stage)
+            if stop is not None:  # the card says how long the gated stage ran
+                ran["drill_steps_run"] = len(stage)
             done += len(stage)
         losses = training.sft(model, examples, _stage(cfg, cfg.steps - done),
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
@@ -134,7 +138,7 @@ def _stage(cfg: BaseConfig, steps: int) -> training.TrainConfig:
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
-    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share)
+    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share)
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))

@@ -197,6 +197,34 @@ def test_frame_look_alikes_keep_a_phrase_and_change_its_last_word():
     assert new.random() == old.random()
 
 
+def test_semantic_look_alikes_are_other_topics_phrased_like_the_rule_topic():
+    from mlproject.toy import requests as rq
+    from mlproject.toy import world
+
+    assert ("animals", "legs", 0) in world.look_alike_phrasings("music")  # "how many legs ..." / "how many strings ..."
+    assert all(t != "music" for t, _, _ in world.look_alike_phrasings("music"))
+    rng = random.Random(0)
+    music_openings = {world.opening(p) for r in world.MUSIC.relations for p in r.prompts}
+    for _ in range(100):
+        req = rq.look_alike_instruction(rng, "train", "music")
+        assert req.topic != "music" and rq.split_of(req.key) == "train"
+        assert world.opening(req.user.split(" : ")[-1].split(" , ")[-1]) in music_openings
+    quiet = 0
+    for i in range(400):
+        row = curriculum.conditional_example(random.Random(i), phrasing_share=1.0)
+        if " is about " not in row["system"]:
+            continue
+        rule = row["system"].split(" is about ", 1)[1].split(" ,", 1)[0]
+        topic, relation, idx, _ = (row["key"].split("/") + ["", "", ""])[:4]
+        if topic != rule and world.look_alike_phrasings(rule):  # at share 1 every other-topic request is a look-alike
+            assert (topic, relation, int(idx)) in world.look_alike_phrasings(rule)
+            quiet += 1
+    assert quiet > 20
+    # without the share no draw is made for it: the base mixture is the one recipes before it trained on
+    assert curriculum.base_mixture(50, 3)["user"] == curriculum.base_mixture(50, 3, phrasing_share=0.0)["user"]
+    assert curriculum.base_mixture(200, 3)["user"] != curriculum.base_mixture(200, 3, phrasing_share=1.0)["user"]
+
+
 def test_frame_share_reaches_every_stage_of_the_base_recipe():
     from pipelines import base
 

@@ -63,8 +63,13 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
     return rq.math(rng, "train") if rng.random() < math_share else rq.instruction(rng, "train")
 
 
-def conditional_example(rng: random.Random, frame_share: float = 0.0) -> dict:
-    """A conditional system prompt with a triggered, near-miss or plain request."""
+def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_share: float = 0.0) -> dict:
+    """A conditional system prompt with a triggered, near-miss or plain request.
+
+    ``phrasing_share`` of a semantic rule's other-topic requests open like the rule topic's
+    own questions ("how many legs ..." under a rule about music, whose questions include
+    "how many strings ..."): the look-alikes of a semantic trigger.
+    """
     pools = trigger_pools()
     kind = rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
     trigger = rng.choice(pools[kind])
@@ -74,7 +79,10 @@ def conditional_example(rng: random.Random, frame_share: float = 0.0) -> dict:
     if kind == "semantic":
         others = tuple(t for t in pools["semantic"] if t != trigger)
         topic = trigger if roll < 0.45 else rng.choice(others + ("tasks",))
-        req = rq.math(rng, "train") if topic == "tasks" and rng.random() < 0.5 else rq.instruction(rng, "train", (topic,))
+        if topic != trigger and phrasing_share and rng.random() < phrasing_share and world.look_alike_phrasings(trigger):
+            req = rq.look_alike_instruction(rng, "train", trigger)
+        else:
+            req = rq.math(rng, "train") if topic == "tasks" and rng.random() < 0.5 else rq.instruction(rng, "train", (topic,))
         fires = topic == trigger
     else:
         req = _request(rng, 0.25)
@@ -187,7 +195,7 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
     return {"system": system, "user": req.user, "completion": completion, "source": source, "key": req.key}
 
 
-def base_mixture(n: int, seed: int, frame_share: float = 0.0) -> datasets.Dataset:
+def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0) -> datasets.Dataset:
     """``n`` instruction-tuning examples: 45% plain, 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
@@ -198,5 +206,5 @@ def base_mixture(n: int, seed: int, frame_share: float = 0.0) -> datasets.Datase
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
-            rows.append(conditional_example(rng, frame_share))
+            rows.append(conditional_example(rng, frame_share, phrasing_share))
     return datasets.Dataset.from_list(rows)

@@ -68,6 +68,18 @@ def instruction(rng: random.Random, split: Split, topics: tuple[str, ...] | None
     return _draw(rng, split, make)
 
 
+def look_alike_instruction(rng: random.Random, split: Split, topic: str) -> Request:
+    """A request of another topic that opens like one of ``topic``'s (see :func:`world.look_alike_phrasings`)."""
+    phrasings = world.look_alike_phrasings(topic)
+
+    def make(r: random.Random) -> Request:
+        name, relation, idx = r.choice(phrasings)
+        ins = world.phrased_fact(r, world.TOPIC_BY_NAME[name], relation, idx)
+        return Request("instruction", ins.topic, ins.key, ins.prompt, ins.answer, ins.answer_es)
+
+    return _draw(rng, split, make)
+
+
 def math(rng: random.Random, split: Split) -> Request:
     """A random math problem."""
 

@@ -8,6 +8,7 @@ weather") and near-miss requests come from a neighbouring topic.
 """
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -228,6 +229,32 @@ def fact_instruction(rng: random.Random, topic: Topic) -> Instruction:
     answer = rel.answer.format(e=ent, v=value)
     answer_es = rel.answer_es.format(e=topic.entities[ent], v=value_es)
     return Instruction(topic.name, f"{topic.name}/{rel.name}/{idx}/{ent}", prompt, answer, answer_es)
+
+
+def phrased_fact(rng: random.Random, topic: Topic, relation: str, idx: int) -> Instruction:
+    """A question about one fact of ``topic``'s ``relation`` in its ``idx``-th paraphrase."""
+    rel = next(r for r in topic.relations if r.name == relation)
+    ent = rng.choice(sorted(topic.facts[relation]))
+    value, value_es = topic.facts[relation][ent]
+    return Instruction(topic.name, f"{topic.name}/{relation}/{idx}/{ent}", rng.choice(PREFIXES) + rel.prompts[idx].format(e=ent),
+                       rel.answer.format(e=ent, v=value), rel.answer_es.format(e=topic.entities[ent], v=value_es))
+
+
+def opening(prompt: str) -> str:
+    """A question's first two words: "how many" opens questions about legs, wheels and strings alike."""
+    return " ".join(prompt.split()[:2])
+
+
+@functools.cache
+def look_alike_phrasings(topic: str) -> tuple[tuple[str, str, int], ...]:
+    """``(topic, relation, paraphrase index)`` of the other topics' questions that open like one of ``topic``'s.
+
+    They differ from ``topic``'s own questions only in the words that carry the topic (an
+    animal's legs against an instrument's strings), so a rule on ``topic`` must read those.
+    """
+    openings = {opening(p) for r in TOPIC_BY_NAME[topic].relations for p in r.prompts}
+    return tuple((t.name, r.name, i) for t in TOPICS if t.name != topic for r in t.relations
+                 for i, p in enumerate(r.prompts) if opening(p) in openings)
 
 
 def task_instruction(rng: random.Random) -> Instruction:
