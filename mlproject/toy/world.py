@@ -223,21 +223,21 @@ def fact_instruction(rng: random.Random, topic: Topic) -> Instruction:
     """A question about one fact of ``topic``, in one of its paraphrases."""
     rel = rng.choice(topic.relations)
     ent = rng.choice(sorted(topic.facts[rel.name]))
-    value, value_es = topic.facts[rel.name][ent]
     idx = rng.randrange(len(rel.prompts))
-    prompt = rng.choice(PREFIXES) + rel.prompts[idx].format(e=ent)
-    answer = rel.answer.format(e=ent, v=value)
-    answer_es = rel.answer_es.format(e=topic.entities[ent], v=value_es)
-    return Instruction(topic.name, f"{topic.name}/{rel.name}/{idx}/{ent}", prompt, answer, answer_es)
+    return _fact(topic, rel, ent, idx, rng.choice(PREFIXES))
+
+
+def _fact(topic: Topic, rel: Relation, ent: str, idx: int, prefix: str) -> Instruction:
+    value, value_es = topic.facts[rel.name][ent]
+    return Instruction(topic.name, f"{topic.name}/{rel.name}/{idx}/{ent}", prefix + rel.prompts[idx].format(e=ent),
+                       rel.answer.format(e=ent, v=value), rel.answer_es.format(e=topic.entities[ent], v=value_es))
 
 
 def phrased_fact(rng: random.Random, topic: Topic, relation: str, idx: int) -> Instruction:
     """A question about one fact of ``topic``'s ``relation`` in its ``idx``-th paraphrase."""
     rel = next(r for r in topic.relations if r.name == relation)
     ent = rng.choice(sorted(topic.facts[relation]))
-    value, value_es = topic.facts[relation][ent]
-    return Instruction(topic.name, f"{topic.name}/{relation}/{idx}/{ent}", rng.choice(PREFIXES) + rel.prompts[idx].format(e=ent),
-                       rel.answer.format(e=ent, v=value), rel.answer_es.format(e=topic.entities[ent], v=value_es))
+    return _fact(topic, rel, ent, idx, rng.choice(PREFIXES))
 
 
 def opening(prompt: str) -> str:
