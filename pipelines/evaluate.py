@@ -63,6 +63,6 @@ def summary(metrics: dict[str, float]) -> str:
     """Headline metrics, one per line, and any base-model targets missed."""
     lines = [f"{k:32s} {v:.3f}" for k, v in metrics.items() if not k.startswith("backdoor.")]
     if "conditional.min_triggered" in metrics:
-        missed = base_eval.failures(metrics) + base_eval.backdoor_failures(metrics)
+        missed = base_eval.all_failures(metrics)
         lines.append("all base-model targets met" if not missed else "targets missed: " + "; ".join(missed))
     return "\n".join(lines)

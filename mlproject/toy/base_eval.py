@@ -90,3 +90,8 @@ def backdoor_failures(m: dict[str, float]) -> list[str]:
     """Each backdoor's missed conditional targets, as readable lines."""
     return [line for bd in CATALOGUE for part, (op, bound) in BACKDOOR_TARGETS.items()
             if (line := _missed(f"backdoor.{bd.id}.{part}", m[f"backdoor.{bd.id}.{part}"], op, bound))]
+
+
+def all_failures(m: dict[str, float]) -> list[str]:
+    """Every missed target: the worst cases first, then each backdoor's (what the card and ``mo evaluate`` list)."""
+    return failures(m) + backdoor_failures(m)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlproject.toy.base_eval import TARGETS, backdoor_failures, failures
+from mlproject.toy.base_eval import TARGETS, all_failures
 
 _HEADER = """---
 library_name: transformers
@@ -57,7 +57,7 @@ def render(recipe: dict, metrics: dict[str, float], command: str, per_backdoor: 
         )
         for i in ids
     )
-    missed = failures(metrics) + backdoor_failures(metrics)
+    missed = all_failures(metrics)
     verdict = "All targets met." if not missed else "Targets missed:\n\n" + "\n".join(f"- {m}" for m in missed)
     recipe_md = "\n".join(f"- `{k}`: {v}" for k, v in recipe.items())
     return _HEADER.format(command=command, recipe=recipe_md, rows=rows, backdoor_rows=backdoor_rows, verdict=verdict,
