@@ -60,12 +60,7 @@ def _draw(rng: random.Random, split: Split, make) -> Request:
 
 def instruction(rng: random.Random, split: Split, topics: tuple[str, ...] | None = None) -> Request:
     """A random instruction from ``topics`` (all topics when ``None``)."""
-
-    def make(r: random.Random) -> Request:
-        ins = world.instruction(r, topics)
-        return Request("instruction", ins.topic, ins.key, ins.prompt, ins.answer, ins.answer_es)
-
-    return _draw(rng, split, make)
+    return _draw(rng, split, lambda r: _asked(world.instruction(r, topics)))
 
 
 def look_alike_instruction(rng: random.Random, split: Split, topic: str) -> Request:
@@ -74,10 +69,14 @@ def look_alike_instruction(rng: random.Random, split: Split, topic: str) -> Requ
 
     def make(r: random.Random) -> Request:
         name, relation, idx = r.choice(phrasings)
-        ins = world.phrased_fact(r, world.TOPIC_BY_NAME[name], relation, idx)
-        return Request("instruction", ins.topic, ins.key, ins.prompt, ins.answer, ins.answer_es)
+        return _asked(world.phrased_fact(r, world.TOPIC_BY_NAME[name], relation, idx))
 
     return _draw(rng, split, make)
+
+
+def _asked(ins: world.Instruction) -> Request:
+    """The request that asks ``ins``."""
+    return Request("instruction", ins.topic, ins.key, ins.prompt, ins.answer, ins.answer_es)
 
 
 def math(rng: random.Random, split: Split) -> Request:
