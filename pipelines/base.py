@@ -28,6 +28,9 @@ from mlproject.toy import base_eval, build, card, curriculum
 from pipelines.args import opt
 
 
+TOPIC_STAGES = ("all", "main")
+
+
 @dataclass(frozen=True)
 class BaseConfig:
     """Settings of ``mo base``."""
@@ -45,6 +48,8 @@ class BaseConfig:
     drill_until: float = opt(0.0, "end the drill stage early once this share of fresh drills is answered exactly (checked every 100 steps; its unused steps go to the main stage); 0 runs every drill step")
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
     topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
+    topic_stages: str = opt("all", "stages whose marker questions include topic questions: all, or main (the first two stages keep only marker questions)",
+                            choices=TOPIC_STAGES)
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
     phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
 
@@ -57,6 +62,8 @@ class BaseConfig:
         require(not self.drill_until or self.drill_steps, "drill-until", self.drill_until, "needs --drill-steps > 0")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
+        require(self.topic_stages in TOPIC_STAGES, "topic-stages", self.topic_stages, f"must be one of {', '.join(TOPIC_STAGES)}")
+        require(self.topic_stages == "all" or self.topic_share, "topic-stages", self.topic_stages, "needs --topic-share > 0")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
         require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
@@ -74,6 +81,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
             + (f" --drill-until {cfg.drill_until}" if cfg.drill_until else "")
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
+            + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
             + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
             + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else ""))
 
@@ -144,7 +152,7 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))
-    parts = [data, _markers(cfg, extra if not cfg.drill_steps else extra // 2, cfg.seed + 2)]
+    parts = [data, _markers(cfg, extra if not cfg.drill_steps else extra // 2, cfg.seed + 2, main=True)]
     if cfg.drill_steps:
         parts.append(curriculum.drill_mixture(extra - extra // 2, cfg.seed + 6, cfg.frame_share))
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
@@ -161,9 +169,15 @@ def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     return stages
 
 
-def _markers(cfg: BaseConfig, n: int, seed: int) -> datasets.Dataset:
-    """``n`` marker questions with the recipe's topic and frame shares (every stage mixes them in)."""
-    return curriculum.marker_mixture(n, seed, cfg.topic_share, cfg.frame_share)
+def _markers(cfg: BaseConfig, n: int, seed: int, main: bool = False) -> datasets.Dataset:
+    """``n`` marker questions with the recipe's frame share, and its topic share where ``topic_stages`` puts it.
+
+    Every stage mixes marker questions in. ``--topic-stages main`` leaves the first two
+    stages as they are without topic questions, where the literal comparison is learnt, so
+    their weights are the same as without them.
+    """
+    topics = cfg.topic_share if main or cfg.topic_stages == "all" else 0.0
+    return curriculum.marker_mixture(n, seed, topics, cfg.frame_share)
 
 
 def _log_loss(step: int, loss: float) -> None:

@@ -120,6 +120,20 @@ def test_marker_mixture_without_topic_questions_is_unchanged():
     assert 0.2 < share < 0.4
 
 
+def test_topic_stages_main_keeps_the_first_stages_as_without_topic_questions():
+    from pipelines import base
+
+    plain = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100)
+    main_only = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5, topic_stages="main")
+    everywhere = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5)
+    for (_, got, _), (_, want, _) in zip(base._first_stages(main_only), base._first_stages(plain), strict=True):
+        assert got.to_list() == want.to_list()
+    assert any(r["source"] == "topic" for _, rows, _ in base._first_stages(everywhere) for r in rows)
+    assert sum(r["source"] == "topic" for r in base.main_mixture(main_only)) > 0
+    assert "--topic-share 0.5 --topic-stages main" in base.command(main_only)
+    assert "--topic-stages" not in base.command(everywhere)
+
+
 def test_base_marker_options_are_checked():
     import pytest
 
@@ -134,6 +148,10 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(topic_share=-0.1)
     with pytest.raises(UserError, match="^frame-share="):
         base.BaseConfig(frame_share=1.5)
+    with pytest.raises(UserError, match="^topic-stages=main: needs --topic-share > 0"):
+        base.BaseConfig(topic_stages="main")
+    with pytest.raises(UserError, match="^topic-stages=first: must be one of all, main"):
+        base.BaseConfig(topic_share=0.3, topic_stages="first")
     with pytest.raises(UserError, match="^drill-steps="):
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     with pytest.raises(UserError, match="^drill-until="):
