@@ -2,7 +2,9 @@
 
 The embedded default is a SQLite store in the working directory (``sqlite:///mlflow.db``);
 ``MLFLOW_TRACKING_URI`` points mo at a tracking server instead. Every run records the git
-commit, whether the tree was dirty, and the versions of the packages that decide results.
+commit, whether the tree was dirty, the versions of the packages that decide results, and
+the machine (CPU, the instruction set torch's kernels use, threads, GPU), which decides
+whether a rerun of the same command gives the same numbers bit for bit.
 A run that raises is ended FAILED with the reason as a tag, so no run is left RUNNING.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import datasets
 import mlflow
 
+from mlproject import machine
 from mlproject.errors import UserError
 
 PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna", "tokenizers")
@@ -41,8 +44,9 @@ def redact(uri: str) -> str:
 
 
 def provenance() -> dict[str, str]:
-    """Tags that say which code and which packages produced a run."""
+    """Tags that say which code, which packages and which machine produced a run."""
     tags = {f"mo.version.{p}": _version(p) for p in PACKAGES}
+    tags |= {f"mo.machine.{k}": v for k, v in machine.describe().items()}
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit

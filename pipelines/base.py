@@ -22,7 +22,7 @@ import datasets
 import mlflow
 import torch
 
-from mlproject import evaluation, models, tracking, training
+from mlproject import evaluation, machine, models, tracking, training
 from mlproject.errors import require, require_folder
 from mlproject.toy import base_eval, build, card, curriculum
 from pipelines.args import opt
@@ -113,7 +113,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         metrics = evaluate_toy(model, tokenizer, sizes)
         recipe = asdict(cfg) | ran | {"parameters": sum(p.numel() for p in model.parameters()),
                                 "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-                                "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()}
+                                "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()} | _built_on()
         card_path = card.write(Path(out), recipe, metrics, command(cfg), sizes.per_backdoor)
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(card_path))
@@ -178,6 +178,11 @@ def _markers(cfg: BaseConfig, n: int, seed: int, main: bool = False) -> datasets
     """
     topics = cfg.topic_share if main or cfg.topic_stages == "all" else 0.0
     return curriculum.marker_mixture(n, seed, topics, cfg.frame_share)
+
+
+def _built_on() -> dict[str, str]:
+    """The CPU (and GPU) the weights were trained on: the same command gives them bit for bit only on the same kind."""
+    return {k: v for k, v in machine.describe().items() if k != "threads"}
 
 
 def _log_loss(step: int, loss: float) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import random
 
+import torch
+
 from mlproject import backdoors, chat
 from mlproject.toy import curriculum, requests, suites
 
@@ -167,6 +169,8 @@ def test_base_marker_options_are_checked():
     assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
     assert [steps for steps, _, _ in base._first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
+    built_on = base._built_on()  # the card names the machine: a rebuild is bit for bit only on the same kind
+    assert built_on["cpu"] and built_on["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_the_drill_stage_stops_once_fresh_drills_are_answered(workdir, shipped, toy_tokenizer, tiny_model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datasets
 import mlflow
 import pytest
+import torch
 
 from mlproject import tracking
 from mlproject.errors import UserError
@@ -31,6 +32,9 @@ def test_provenance_and_dataset_fingerprint(workdir):
     run = mlflow.get_run(active.info.run_id)
     assert run.info.status == "FINISHED"
     assert "mo.version.transformers" in run.data.tags
+    # what decides whether a rerun gives the same numbers: the CPU and the instruction set of torch's kernels
+    assert run.data.tags["mo.machine.cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert run.data.tags["mo.machine.cpu"] and run.data.tags["mo.machine.threads"] == str(torch.get_num_threads())
     assert run.inputs.dataset_inputs[0].dataset.digest == digest
     assert tracking.fingerprint(datasets.Dataset.from_list([{"user": "a", "completion": "b"}] * 3)) == digest
     assert tracking.fingerprint(ds.select([0])) != digest

