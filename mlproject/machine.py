@@ -26,7 +26,7 @@ def describe() -> dict[str, str]:
 
 
 def cpu_name() -> str:
-    """The CPU's model name, e.g. ``AMD EPYC 7B13``.
+    """The CPU's model name, e.g. ``Intel(R) Xeon(R) Processor``.
 
     Read from ``/proc/cpuinfo`` by hand: ``py-cpuinfo`` gives the same line through a
     subprocess and another dependency, and ``platform.processor()`` is empty or only the

@@ -100,12 +100,12 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         ran: dict[str, int] = {}
         for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
             stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
-            stage = training.sft(model, training.tokenize(tokenizer, rows), _stage(cfg, steps), tokenizer.pad_token_id,
+            stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps), tokenizer.pad_token_id,
                                  on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
             if stop is not None:  # the card says how long the gated stage ran
                 ran["drill_steps_run"] = len(stage)
             done += len(stage)
-        losses = training.sft(model, examples, _stage(cfg, cfg.steps - done),
+        losses = training.sft(model, examples, stage_config(cfg, cfg.steps - done),
                               tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
@@ -139,9 +139,9 @@ def _learnt(cfg: BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]
     return stop
 
 
-def _stage(cfg: BaseConfig, steps: int) -> training.TrainConfig:
+def stage_config(cfg: BaseConfig, steps: int) -> training.TrainConfig:
     """One stage's settings; full logits and the plain AdamW, as the shipped model was trained:
-    the same sums in the same order, so a rebuild gives its weights."""
+    the same sums in the same order, so a rebuild on the same kind of CPU gives its weights."""
     return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False,
                                 fused_adam=False)
 
