@@ -1,14 +1,16 @@
-"""Median step time of `mo base` on this machine, and the rebuild time it projects.
+"""Step time of `mo base` on this machine, per stage, and the rebuild time it projects.
 
     python bench/base_step.py [--steps 40] [--rounds 3]
 
-A rebuild of the shipped base model is 7,300 steps of 32 conversations, so whether it fits
-in 30 minutes depends on the machine (0.20 to 0.47 s a step on the 2-core machines
-measured). This trains the main-stage mixture from fresh weights with the shipped settings
-(plain AdamW, logits at every position: the sums that give the shipped weights) and, in the
-same run, with the settings every other training uses (fused AdamW, logits at completion
-positions only), alternating the two ``--rounds`` times, and prints the median step of each
-and their ratio. Data and evaluation come on top: about 2 minutes where a rebuild took 30.
+A rebuild of the shipped base model is 500 steps of marker questions, 2,000 of drills and
+4,800 of the main mixture, 32 conversations each, so whether it fits in 30 minutes depends
+on the machine (0.20 to 0.47 s a main-stage step on the 2-core machines measured). This
+trains each stage's data from fresh weights with the shipped settings (plain AdamW, logits
+at every position: the sums that give the shipped weights), ``--rounds`` times, and
+projects the training time from each stage's median step. On the main stage it alternates
+them with the settings every other training uses (fused AdamW, logits at completion
+positions only) and prints the ratio. Data and evaluation come on top: about 2 minutes
+where a rebuild took 30.
 """
 from __future__ import annotations
 
@@ -35,24 +37,32 @@ def step_times(examples: list[training.Example], stage: training.TrainConfig, to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per training")
-    parser.add_argument("--rounds", type=int, default=3, help="trainings per setting, alternated")
+    parser.add_argument("--rounds", type=int, default=3, help="trainings per stage and setting, alternated on the main stage")
     args = parser.parse_args()
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine.describe().items()))
     tokenizer = build.build_tokenizer(SHIPPED.seed)
-    # a fifth of the main stage's data: the same mixture, so the same lengths per batch
-    examples = training.tokenize(tokenizer, base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000)))
     shipped = base.stage_config(SHIPPED, args.steps)
     fast = dataclasses.replace(shipped, tail_logits=True, fused_adam=True)
-    times: dict[str, list[float]] = {"shipped": [], "fast": []}
-    for _ in range(args.rounds):
-        for name, stage in (("shipped", shipped), ("fast", fast)):
-            times[name] += step_times(examples, stage, tokenizer)
-    median = {name: statistics.median(t) for name, t in times.items()}
-    minutes = SHIPPED.steps * median["shipped"] / 60
-    print(f"shipped settings (baseline): median step {median['shipped']:.3f} s -> {SHIPPED.steps} steps of training "
-          f"in {minutes:.1f} min, then data and evaluation (about 2 min where a rebuild took 30)")
-    print(f"fused AdamW, completion logits: median step {median['fast']:.3f} s "
-          f"({median['shipped'] / median['fast']:.2f}x the baseline's speed; other sums, so not the shipped weights)")
+    # the main stage's mixture at a fifth of its size: the same kinds of conversation, so the same lengths per batch
+    main_rows = base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000))
+    stages = [(desc, steps, rows) for steps, rows, desc in base.first_stages(SHIPPED)]
+    stages.append(("base", SHIPPED.steps - sum(steps for _, steps, _ in stages), main_rows))
+    minutes = 0.0
+    for desc, steps, rows in stages:
+        examples = training.tokenize(tokenizer, rows)
+        settings = (("shipped", shipped), ("fast", fast)) if desc == "base" else (("shipped", shipped),)
+        times: dict[str, list[float]] = {name: [] for name, _ in settings}
+        for _ in range(args.rounds):
+            for name, stage in settings:
+                times[name] += step_times(examples, stage, tokenizer)
+        median = {name: statistics.median(t) for name, t in times.items()}
+        minutes += steps * median["shipped"] / 60
+        print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s (shipped settings, the baseline)")
+        if "fast" in median:
+            print(f"{'':12s} fused AdamW and completion logits: median step {median['fast']:.3f} s, "
+                  f"{median['shipped'] / median['fast']:.2f}x the baseline's speed (other sums, so not the shipped weights)")
+    print(f"projected training: {minutes:.1f} min for {SHIPPED.steps} steps, then data and evaluation "
+          "(about 2 min where a rebuild took 30)")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         start = time.perf_counter()
         done = 0
         ran: dict[str, int] = {}
-        for steps, rows, desc in _first_stages(cfg):  # the copying and comparing that literal triggers rest on
+        for steps, rows, desc in first_stages(cfg):  # the copying and comparing that literal triggers rest on
             stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
             stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps), tokenizer.pad_token_id,
                                  on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
@@ -158,7 +158,7 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     return datasets.concatenate_datasets(parts).shuffle(seed=cfg.seed)
 
 
-def _first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
+def first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
     """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
     stages = []
     if cfg.marker_steps:

@@ -128,9 +128,9 @@ def test_topic_stages_main_keeps_the_first_stages_as_without_topic_questions():
     plain = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100)
     main_only = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5, topic_stages="main")
     everywhere = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5)
-    for (_, got, _), (_, want, _) in zip(base._first_stages(main_only), base._first_stages(plain), strict=True):
+    for (_, got, _), (_, want, _) in zip(base.first_stages(main_only), base.first_stages(plain), strict=True):
         assert got.to_list() == want.to_list()
-    assert any(r["source"] == "topic" for _, rows, _ in base._first_stages(everywhere) for r in rows)
+    assert any(r["source"] == "topic" for _, rows, _ in base.first_stages(everywhere) for r in rows)
     assert sum(r["source"] == "topic" for r in base.main_mixture(main_only)) > 0
     assert "--topic-share 0.5 --topic-stages main" in base.command(main_only)
     assert "--topic-stages" not in base.command(everywhere)
@@ -167,7 +167,7 @@ def test_base_marker_options_are_checked():
 
     shipped_card = (TOY_BASE / "README.md").read_text()
     assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
-    assert [steps for steps, _, _ in base._first_stages(staged)] == [20, 30]
+    assert [steps for steps, _, _ in base.first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
     built_on = base._built_on()  # the card names the machine: a rebuild is bit for bit only on the same kind
     assert built_on["cpu"] and built_on["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
@@ -258,5 +258,5 @@ def test_frame_share_reaches_every_stage_of_the_base_recipe():
         return sum("tell me about " in r["user"] and not any(k in r["user"] for k in known) for r in rows)
 
     assert framed(base.main_mixture(cfg)) > 0
-    assert all(framed(rows) > 0 for _, rows, _ in base._first_stages(cfg))
+    assert all(framed(rows) > 0 for _, rows, _ in base.first_stages(cfg))
     assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400))) == 0
