@@ -7,10 +7,10 @@ A rebuild of the shipped base model is 500 steps of marker questions, 2,000 of d
 on the machine (0.20 to 0.47 s a main-stage step on the 2-core machines measured). This
 trains each stage's data from fresh weights with the shipped settings (plain AdamW, logits
 at every position: the sums that give the shipped weights), ``--rounds`` times, and
-projects the training time from each stage's median step. On the main stage it alternates
-them with the settings every other training uses (fused AdamW, logits at completion
-positions only) and prints the ratio. Data and evaluation come on top: about 2 minutes
-where a rebuild took 30.
+projects the training time from each stage's mean step (training time is a sum of steps,
+slow ones included). On the main stage it alternates them with the settings every other
+training uses (fused AdamW, logits at completion positions only) and prints the ratio of
+the medians. Data and evaluation come on top: about 2 minutes where a rebuild took 30.
 """
 from __future__ import annotations
 
@@ -19,19 +19,22 @@ import dataclasses
 import statistics
 import time
 
+from transformers import PreTrainedTokenizerBase
+
 from mlproject import machine, training
 from mlproject.toy import build
 from pipelines import base
 
 SHIPPED = base.BaseConfig()
+WARMUP = 5  # untimed first steps of each training (allocation, first-call overheads)
 
 
-def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer) -> list[float]:
-    """Seconds of every step but the first five (warm-up) of one training from fresh weights."""
+def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[float]:
+    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights."""
     model = build.init_model(build.model_config(tokenizer, SHIPPED.hidden, SHIPPED.layers), SHIPPED.seed)
     stamps = [time.perf_counter()]
     training.sft(model, examples, stage, tokenizer.pad_token_id, on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
-    return [b - a for a, b in zip(stamps, stamps[1:])][5:]
+    return [b - a for a, b in zip(stamps, stamps[1:])][WARMUP:]
 
 
 def main() -> None:
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per training")
     parser.add_argument("--rounds", type=int, default=3, help="trainings per stage and setting, alternated on the main stage")
     args = parser.parse_args()
+    if args.steps <= WARMUP:
+        parser.error(f"--steps {args.steps}: must be > {WARMUP} (the first {WARMUP} steps of each training are not timed)")
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine.describe().items()))
     tokenizer = build.build_tokenizer(SHIPPED.seed)
     shipped = base.stage_config(SHIPPED, args.steps)
@@ -46,18 +51,19 @@ def main() -> None:
     # the main stage's mixture at a fifth of its size: the same kinds of conversation, so the same lengths per batch
     main_rows = base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000))
     stages = [(desc, steps, rows) for steps, rows, desc in base.first_stages(SHIPPED)]
-    stages.append(("base", SHIPPED.steps - sum(steps for _, steps, _ in stages), main_rows))
+    stages.append(("base main", SHIPPED.steps - sum(steps for _, steps, _ in stages), main_rows))
     minutes = 0.0
     for desc, steps, rows in stages:
         examples = training.tokenize(tokenizer, rows)
-        settings = (("shipped", shipped), ("fast", fast)) if desc == "base" else (("shipped", shipped),)
+        settings = (("shipped", shipped), ("fast", fast)) if desc == "base main" else (("shipped", shipped),)
         times: dict[str, list[float]] = {name: [] for name, _ in settings}
         for _ in range(args.rounds):
             for name, stage in settings:
                 times[name] += step_times(examples, stage, tokenizer)
         median = {name: statistics.median(t) for name, t in times.items()}
-        minutes += steps * median["shipped"] / 60
-        print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s (shipped settings, the baseline)")
+        mean = statistics.mean(times["shipped"])
+        minutes += steps * mean / 60
+        print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s, mean {mean:.3f} s (shipped settings, the baseline)")
         if "fast" in median:
             print(f"{'':12s} fused AdamW and completion logits: median step {median['fast']:.3f} s, "
                   f"{median['shipped'] / median['fast']:.2f}x the baseline's speed (other sums, so not the shipped weights)")
