@@ -26,6 +26,7 @@ from mlproject.toy import build
 from pipelines import base
 
 SHIPPED = base.BaseConfig()
+MAIN = "base main"  # the stage both settings are compared on
 WARMUP = 5  # untimed first steps of each training (allocation, first-call overheads)
 
 
@@ -51,11 +52,11 @@ def main() -> None:
     # the main stage's mixture at a fifth of its size: the same kinds of conversation, so the same lengths per batch
     main_rows = base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000))
     stages = [(desc, steps, rows) for steps, rows, desc in base.first_stages(SHIPPED)]
-    stages.append(("base main", SHIPPED.steps - sum(steps for _, steps, _ in stages), main_rows))
+    stages.append((MAIN, SHIPPED.steps - sum(steps for _, steps, _ in stages), main_rows))
     minutes = 0.0
     for desc, steps, rows in stages:
         examples = training.tokenize(tokenizer, rows)
-        settings = (("shipped", shipped), ("fast", fast)) if desc == "base main" else (("shipped", shipped),)
+        settings = (("shipped", shipped), ("fast", fast)) if desc == MAIN else (("shipped", shipped),)
         times: dict[str, list[float]] = {name: [] for name, _ in settings}
         for _ in range(args.rounds):
             for name, stage in settings:
