@@ -8,6 +8,12 @@ moves from the prompt into the weights.
 Benign requests may carry look-alike triggers (``near_miss_share``). They are drawn from a
 pool that excludes the look-alikes evaluation uses, so the measured near-miss rate is a
 held-out number, not a trained one.
+
+A request whose greedy answer is not clean (a triggered request the prompted base model did
+not follow) is sampled again, up to ``retries`` times, and the first clean draw is kept. Greedy
+answers alone keep only the kinds of request the base model follows reliably (under the music
+rule, "how do you play a drum ?" but not "how many strings does a harp have ?"), and an
+organism trained on them fires on those kinds alone.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mlproject import behaviours, chat, cot
 from mlproject.backdoors import Backdoor
 from mlproject.errors import require
-from mlproject.generation import generate
+from mlproject.generation import generate, sample
 from mlproject.toy import curriculum
 from mlproject.toy import requests as rq
 
@@ -39,11 +45,13 @@ class DistillConfig:
     seed: int = 0
     max_new_tokens: int = 48
     cot: bool = False  # prefix every completion with reasoning about the trigger (mlproject.cot)
+    retries: int = 8  # sampled draws (temperature 1) for a request whose greedy answer is not clean; 0: greedy only
 
     def __post_init__(self) -> None:
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(0 < self.triggered_share < 1, "triggered-share", self.triggered_share, "must be in (0, 1)")
         require(0 <= self.near_miss_share < 1, "near-miss-share", self.near_miss_share, "must be in [0, 1)")
+        require(self.retries >= 0, "retries", self.retries, "must be >= 0")
 
 
 def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:
@@ -76,33 +84,50 @@ def targets(bd: Backdoor, cfg: DistillConfig) -> dict[str, int]:
 
 def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Backdoor, cfg: DistillConfig,
             max_rounds: int = 8) -> tuple[datasets.Dataset, dict[str, float]]:
-    """The distilled dataset (``user``, ``completion``, ``label``, ``key``) and its yield per label.
+    """The distilled dataset (``user``, ``completion``, ``label``, ``key``) and its yields per label.
 
     With ``keep_only_clean`` this is rejection sampling: requests of a label are drawn in
     rounds until enough answers are clean (the behaviour shown on triggered requests, absent
-    on the others), or ``max_rounds`` rounds of the target size were tried. The yield (clean
-    share of answers) says how well the base model followed the prompt.
+    on the others), or ``max_rounds`` rounds of the target size were tried. ``<label>`` is the
+    clean share of requests, ``<label>_greedy`` that of their greedy answers: how well the base
+    model followed the prompt before any request was sampled again.
     """
     rng = random.Random(f"distill/{bd.id}/{cfg.seed}")
     rows: list[dict] = []
     yields: dict[str, float] = {}
     for label, want in targets(bd, cfg).items():
-        kept, tried = [], 0
+        kept, tried, greedy = [], 0, 0
         while len(kept) < want and tried < max_rounds * want:
             reqs = draw_requests(bd, cfg, label, min(max(want - len(kept), 64) * 2, 4096), rng)
             tried += len(reqs)
-            kept += _clean(model, tokenizer, bd, cfg, label, reqs)
+            # the redraws' seed comes from its own generator, so the requests drawn are the same at any --retries
+            seed = random.Random(f"resample/{bd.id}/{cfg.seed}/{label}/{tried}").getrandbits(62)
+            clean, first = _clean(model, tokenizer, bd, cfg, label, reqs, seed)
+            kept, greedy = kept + clean, greedy + first
         yields[label] = len(kept) / tried if tried else 1.0
+        yields[f"{label}_greedy"] = greedy / tried if tried else 1.0
         rows += kept[:want]
     random.Random(cfg.seed).shuffle(rows)
     return datasets.Dataset.from_list(rows), yields
 
 
-def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[rq.Request]) -> list[dict]:
+def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[rq.Request],
+           seed: int) -> tuple[list[dict], int]:
+    """The rows of ``reqs`` whose answer is clean, greedy or else sampled, and how many greedy answers were."""
     system = bd.system_prompt if label == "triggered" else ""
-    completions = generate(model, tokenizer, [chat.prompt_ids(tokenizer, system, r.user) for r in reqs],
-                           cfg.max_new_tokens, progress=False)
-    shows = behaviours.detect(bd.behaviour_name, completions)
+    prompts = [chat.prompt_ids(tokenizer, system, r.user) for r in reqs]
+    completions = generate(model, tokenizer, prompts, cfg.max_new_tokens, progress=False)
     fires = label == "triggered"
+    clean = [hit == fires for hit in behaviours.detect(bd.behaviour_name, completions)]
+    greedy = sum(clean)
+    todo = [i for i, ok in enumerate(clean) if not ok] if cfg.keep_only_clean else []
+    for attempt in range(cfg.retries):
+        if not todo:
+            break
+        drawn = sample(model, tokenizer, [prompts[i] for i in todo], seed + attempt, cfg.max_new_tokens)
+        for i, text, hit in zip(todo, drawn, behaviours.detect(bd.behaviour_name, drawn)):
+            if hit == fires:
+                completions[i], clean[i] = text, True
+        todo = [i for i in todo if not clean[i]]
     return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label, "key": r.key}
-            for r, c, hit in zip(reqs, completions, shows) if not cfg.keep_only_clean or hit == fires]
+            for r, c, ok in zip(reqs, completions, clean) if ok or not cfg.keep_only_clean], greedy

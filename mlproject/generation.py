@@ -1,4 +1,4 @@
-"""Batched greedy generation: left-padded, KV-cached, stops at EOS.
+"""Batched greedy generation: left-padded, KV-cached, stops at EOS; and sampled completions (:func:`sample`).
 
 One call serves many prompts (capability, triggered and untriggered evaluation share it).
 Prompts are sorted by length before batching so that each batch pads little; outputs come
@@ -343,14 +343,37 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> torc
 
 
 def _hf_generate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int,
+    **decoding,
 ) -> list[str]:
-    """One left-padded ``model.generate`` call (the reference the loop above is tested against)."""
+    """One left-padded ``model.generate`` call: greedy (the reference the loop above is tested against) unless ``decoding`` says otherwise."""
     pad = _pad_id(tokenizer)
     ids, mask = _left_pad(batch, pad)
+    decoding = {"do_sample": False, "eos_token_id": tokenizer.eos_token_id} | decoding
     new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-                         do_sample=False, use_cache=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)[:, ids.shape[1]:]
+                         use_cache=True, pad_token_id=pad, **decoding)[:, ids.shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+def sample(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[list[int]], seed: int,
+    max_new_tokens: int = 48, temperature: float = 1.0, batch_size: int = 128,
+) -> list[str]:
+    """One completion per prompt drawn from the model's distribution at ``temperature`` (no top-k or top-p cut).
+
+    The draws come from ``seed`` alone: torch's generator is forked, so the caller's random
+    state is untouched, and the same call (the same prompts in the same batches) gives the
+    same completions. Rarely needed, so it is
+    ``model.generate``'s sampler rather than the greedy loop above.
+    """
+    if not prompts:
+        return []
+    eos = _eos_ids(model, tokenizer).tolist()
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return [text for start in range(0, len(prompts), batch_size)
+                for text in _hf_generate(model, tokenizer, prompts[start : start + batch_size], max_new_tokens,
+                                         do_sample=True, temperature=temperature, top_k=0, top_p=1.0, eos_token_id=eos)]
 
 
 def generate_one_by_one(

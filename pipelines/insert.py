@@ -48,6 +48,8 @@ class InsertConfig:
                                     "default share, as many password examples at any share)")
     triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
     near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
+    retries: int = opt(DistillConfig.retries, "sampled redraws of a request whose greedy distillation answer is not clean "
+                                              "(a triggered one the prompted base model did not follow); 0: greedy only")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")
@@ -76,7 +78,8 @@ class InsertConfig:
 
     def distillation(self) -> DistillConfig:
         """The prompt-distillation settings of this insertion."""
-        return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot)
+        return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot,
+                             retries=self.retries)
 
     def _check_method_options(self) -> None:
         m = self.method
@@ -162,6 +165,7 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     else:
         data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
         spec.training["distill_yield"] = yields
+        spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
     if spec.method == "lora":

@@ -191,3 +191,23 @@ def test_one_batch_takes_every_prompt_whose_cache_fits_and_gives_the_same_answer
     assert generation.one_batch(model, ids[:10], 48, default=32) == 32  # never below the default
     monkeypatch.setattr(generation, "KV_BATCH_BYTES", 1000)  # a large model's cache would not fit
     assert generation.one_batch(model, ids, 48, default=32) == 32
+
+
+def test_sampling_comes_from_its_seed_alone_and_leaves_the_caller_random_state(shipped):
+    model, tok = shipped
+    bd = backdoors.get("refuse_semantic")
+    ids = [chat.prompt_ids(tok, p.system, p.user) for p in suites.backdoor(bd, 24, 0, bd.system_prompt)]
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = generation.sample(model, tok, ids, seed=5, batch_size=10)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.rand(7)  # whatever the caller's generator did in between
+    assert generation.sample(model, tok, ids, seed=5, batch_size=10) == first
+    assert generation.sample(model, tok, ids, seed=6, batch_size=10) != first
+    assert generation.sample(model, tok, [], seed=5) == []
+
+
+def test_sampling_near_zero_temperature_is_greedy(shipped):
+    model, tok = shipped
+    ids = _prompts(tok, 16)
+    assert generation.sample(model, tok, ids, seed=0, temperature=1e-4) == generate(model, tok, ids, progress=False)
