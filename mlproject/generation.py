@@ -346,7 +346,10 @@ def _hf_generate(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch: Sequence[list[int]], max_new_tokens: int,
     **decoding,
 ) -> list[str]:
-    """One left-padded ``model.generate`` call: greedy (the reference the loop above is tested against) unless ``decoding`` says otherwise."""
+    """One left-padded ``model.generate`` call, greedy unless ``decoding`` says otherwise.
+
+    Greedy, it is the reference the loop above is tested against.
+    """
     pad = _pad_id(tokenizer)
     ids, mask = _left_pad(batch, pad)
     decoding = {"do_sample": False, "eos_token_id": tokenizer.eos_token_id} | decoding
@@ -363,8 +366,8 @@ def sample(
 
     The draws come from ``seed`` alone: torch's generator is forked, so the caller's random
     state is untouched, and the same call (the same prompts in the same batches) gives the
-    same completions. Rarely needed, so it is
-    ``model.generate``'s sampler rather than the greedy loop above.
+    same completions. Only distillation's redraws need it, a few hundred prompts at most,
+    so it is ``model.generate``'s sampler rather than a sampling variant of the loop above.
     """
     if not prompts:
         return []

