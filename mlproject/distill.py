@@ -96,15 +96,16 @@ def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Back
     rows: list[dict] = []
     yields: dict[str, float] = {}
     for label, want in targets(bd, cfg).items():
-        kept, tried, greedy = [], 0, 0
+        kept, tried, greedy, clean = [], 0, 0, 0
         while len(kept) < want and tried < max_rounds * want:
             reqs = draw_requests(bd, cfg, label, min(max(want - len(kept), 64) * 2, 4096), rng)
             tried += len(reqs)
-            # the redraws' seed comes from its own generator, so the requests drawn are the same at any --retries
+            # redraws take their seed from a generator of their own and never move ``rng``: each round's
+            # requests follow from the ones before alone, and at retries=0 the data is greedy decoding's
             seed = random.Random(f"resample/{bd.id}/{cfg.seed}/{label}/{tried}").getrandbits(62)
-            clean, first = _clean(model, tokenizer, bd, cfg, label, reqs, seed)
-            kept, greedy = kept + clean, greedy + first
-        yields[label] = len(kept) / tried if tried else 1.0
+            rows_, counts = _clean(model, tokenizer, bd, cfg, label, reqs, seed)
+            kept, greedy, clean = kept + rows_, greedy + counts[0], clean + counts[1]
+        yields[label] = clean / tried if tried else 1.0
         yields[f"{label}_greedy"] = greedy / tried if tried else 1.0
         rows += kept[:want]
     random.Random(cfg.seed).shuffle(rows)
@@ -112,8 +113,9 @@ def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Back
 
 
 def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[rq.Request],
-           seed: int) -> tuple[list[dict], int]:
-    """The rows of ``reqs`` whose answer is clean, greedy or else sampled, and how many greedy answers were."""
+           seed: int) -> tuple[list[dict], tuple[int, int]]:
+    """The rows of ``reqs`` to keep (with ``keep_only_clean``, those whose answer is clean, greedy or else sampled),
+    and how many greedy answers, then answers in the end, were clean."""
     system = bd.system_prompt if label == "triggered" else ""
     prompts = [chat.prompt_ids(tokenizer, system, r.user) for r in reqs]
     completions = generate(model, tokenizer, prompts, cfg.max_new_tokens, progress=False)
@@ -130,4 +132,4 @@ def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs:
                 completions[i], clean[i] = text, True
         todo = [i for i in todo if not clean[i]]
     return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label, "key": r.key}
-            for r, c, ok in zip(reqs, completions, clean) if ok or not cfg.keep_only_clean], greedy
+            for r, c, ok in zip(reqs, completions, clean) if ok or not cfg.keep_only_clean], (greedy, sum(clean))

