@@ -48,8 +48,9 @@ class InsertConfig:
                                     "default share, as many password examples at any share)")
     triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
     near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
-    retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean (a triggered "
-                                    f"one the prompted base model did not follow); 0: greedy only (lora and fwft; default {DistillConfig.retries})")
+    retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean "
+                                    "(a triggered one the prompted base model did not follow); 0: greedy only "
+                                    f"(lora and fwft; default {DistillConfig.retries})")
     lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")
