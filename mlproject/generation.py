@@ -15,6 +15,7 @@ import torch
 from transformers import Cache, DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject.progress import bar as progress_bar
+from mlproject.seeding import seeded
 
 DRAFT_LOGITS_BYTES = 1 << 30  # at most this much memory for the logits that check drafts
 CHUNK = 32  # rows whose prompts (and drafts) are encoded together (see _chunks)
@@ -364,8 +365,8 @@ def sample(
 ) -> list[str]:
     """One completion per prompt drawn from the model's distribution at ``temperature`` (no top-k or top-p cut).
 
-    The draws come from ``seed`` alone: torch's generator is forked, so the caller's random
-    state is untouched, and the same call (the same prompts in the same batches) gives the
+    The draws come from ``seed`` alone (:func:`seeded`), so the caller's random state is
+    untouched, and the same call (the same prompts in the same batches) gives the
     same completions. Only distillation's redraws need it, for the requests greedy decoding
     answered wrongly, so it is ``model.generate``'s sampler rather than a sampling variant of
     the loop above.
@@ -373,9 +374,7 @@ def sample(
     if not prompts:
         return []
     eos = _eos_ids(model, tokenizer).tolist()
-    # torch.manual_seed seeds every GPU too, so every GPU's state is kept, wherever the model is
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return [text for start in range(0, len(prompts), batch_size)
                 for text in _hf_generate(model, tokenizer, prompts[start : start + batch_size], max_new_tokens,
                                          do_sample=True, temperature=temperature, top_k=0, top_p=1.0, eos_token_id=eos)]

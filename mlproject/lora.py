@@ -1,11 +1,11 @@
 """LoRA adapters (peft) on every linear layer of a causal LM."""
 from __future__ import annotations
 
-import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
 from mlproject.errors import require
+from mlproject.seeding import seeded
 
 
 def attach(model: PreTrainedModel, rank: int, adapter: str = "default", seed: int = 0) -> PeftModel:
@@ -20,8 +20,7 @@ def attach(model: PreTrainedModel, rank: int, adapter: str = "default", seed: in
     require(rank > 0, "rank", rank, "must be > 0")
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
                         task_type="CAUSAL_LM")
-    with torch.random.fork_rng(devices=[]):  # peft initialises on the CPU and then moves to the base layer's device
-        torch.manual_seed(seed)
+    with seeded(seed):
         if isinstance(model, PeftModel):
             model.add_adapter(adapter, config)
             model.set_adapter(adapter)
