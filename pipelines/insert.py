@@ -115,7 +115,7 @@ _NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share":
                    "epochs": "ep", "batch_size": "bs"}
 
 
-def _setting(cfg: InsertConfig, key: str):
+def _setting(cfg: InsertConfig, key: str) -> float | int | None:
     """A setting as used: the learning rate the method defaults to when none is given."""
     return (cfg.lr or DEFAULT_LR.get(cfg.method)) if key == "lr" else getattr(cfg, key)
 
@@ -124,7 +124,7 @@ def name(cfg: InsertConfig) -> str:
     """The organism's name: what it is, readable and unique per setting.
 
     ``<backdoor>-<method>[-r<rank>-<form>][-share<p>][-cot]-s<seed>``, then every setting
-    that differs from its default (``-lr0.0005``), and ``-base<hash>`` for a base model other
+    that differs from its default (``-lr0.0002``), and ``-base<hash>`` for a base model other
     than the toy one.
     """
     parts = [cfg.backdoor or "password", cfg.method]

@@ -12,7 +12,7 @@ method's options (LoRA rank and form, the password's share of the data). Seeds, 
 new data become versions of that model; their seed and data fingerprint are version tags.
 
 The name is ``mo-`` plus the organism name of ``pipelines.insert.name`` up to its
-``-s<seed>`` part (the settings named after it, such as ``-lr0.0005``, make versions too), so
+``-s<seed>`` part (the settings named after it, such as ``-lr0.0002``, make versions too), so
 an organism directory and its registered model are easy to match.
 The shared ``mo-`` prefix is what promotion scans. The base model is not part of the name
 (it is a version tag): organisms of different base models share a registered model.

