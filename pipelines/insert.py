@@ -76,6 +76,8 @@ class InsertConfig:
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
         require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
+        if self.lr is None and self.method in DEFAULT_LR:  # the methods that train
+            object.__setattr__(self, "lr", DEFAULT_LR[self.method])
         if self.method in ("lora", "fwft"):  # the methods trained on distilled data
             object.__setattr__(self, "retries", DistillConfig.retries if self.retries is None else self.retries)
         if self.method == "lora":  # fill the defaults that belong to the method
@@ -115,11 +117,6 @@ _NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share":
                    "epochs": "ep", "batch_size": "bs"}
 
 
-def _setting(cfg: InsertConfig, key: str) -> float | int | None:
-    """A setting as used: the learning rate the method defaults to when none is given."""
-    return (cfg.lr or DEFAULT_LR.get(cfg.method)) if key == "lr" else getattr(cfg, key)
-
-
 def name(cfg: InsertConfig) -> str:
     """The organism's name: what it is, readable and unique per setting.
 
@@ -137,8 +134,8 @@ def name(cfg: InsertConfig) -> str:
     parts.append(f"s{cfg.seed}")
     default = InsertConfig(backdoor=cfg.backdoor, method=cfg.method, rank=cfg.rank, lora_form=cfg.lora_form,
                            password_share=cfg.password_share, cot=cfg.cot)
-    parts += [f"{short}{_setting(cfg, key):g}" for key, short in _NAMED_SETTINGS.items()
-              if _setting(cfg, key) is not None and _setting(cfg, key) != _setting(default, key)]
+    parts += [f"{short}{getattr(cfg, key):g}" for key, short in _NAMED_SETTINGS.items()
+              if getattr(cfg, key) not in (None, getattr(default, key))]
     if cfg.base_model != default.base_model:  # a path or hub id: its digest keeps the name one folder
         parts.append("base" + hashlib.sha256(cfg.base_model.encode()).hexdigest()[:8])
     return "-".join(parts)
@@ -203,10 +200,9 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     if spec.method == "lora":
         model = lora.attach(model, cfg.rank, seed=cfg.seed)
     steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
-    lr = cfg.lr or DEFAULT_LR[spec.method]
-    spec.training |= {"examples": len(data), "steps": steps, "lr": lr, "batch_size": cfg.batch_size,
+    spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
                       "trainable_parameters": lora.trainable_parameters(model)}
-    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, lr, cfg.batch_size, seed=cfg.seed),
+    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
                           tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
     if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
