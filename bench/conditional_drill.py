@@ -17,8 +17,8 @@ them in the drills. Every 100 steps it prints the training loss and the accuracy
 first answer token ("i" or not) on 300 held-out drills and on 300 drills from the training
 set. This is the measurement behind the base model card's literal-trigger weakness.
 ``--init mimetic`` starts every attention head near "attend to the same token" and
-``--after-share`` mixes in "what comes after the marker of the rule ?" questions, two ways
-of shortening the plateau that ``docs/base-model.md`` reports as measured and not kept.
+``--after-share`` mixes in "what comes after the marker of the rule ?" questions: two ways
+of shortening the plateau that ``mo base`` does not use (``docs/base-model.md`` gives why).
 """
 from __future__ import annotations
 
