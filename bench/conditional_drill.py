@@ -86,38 +86,6 @@ def accuracy(model, tokenizer, rows: list[dict]) -> float:
     return right / len(rows)
 
 
-def mimetic_attention(model, seed: int, qk: tuple[float, float] = (0.7, 0.7), vo: tuple[float, float] = (0.4, 0.4)) -> None:
-    """Mimetic initialisation of every attention layer (Trockman & Kolter, ICML 2023).
-
-    Each head's query-key product starts near ``a Z + b I`` (``Z`` Gaussian of variance
-    1/width), so a token attends to earlier copies of itself from step 0; each layer's
-    value-output product starts near ``a Z - b I``. Whether a request holds the rule's
-    trigger is such an equality of tokens.
-    """
-    gen = torch.Generator().manual_seed(seed + 1)
-
-    def near_identity(width: int, a: float, b: float) -> torch.Tensor:
-        return a * torch.randn(width, width, generator=gen) / width ** 0.5 + b * torch.eye(width)
-
-    def factors(m: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # (A, B) of shape (rank, n) with A.T @ B the best rank-`rank` approximation of m
-        u, s, vh = torch.linalg.svd(m)
-        root = s[:rank].sqrt()
-        return (u[:, :rank] * root).T.contiguous(), (root[:, None] * vh[:rank]).contiguous()
-
-    with torch.no_grad():
-        for layer in model.model.layers:
-            attn = layer.self_attn
-            width, head = attn.q_proj.in_features, attn.head_dim
-            for h in range(attn.q_proj.out_features // head):
-                q, k = factors(near_identity(width, *qk), head)
-                attn.q_proj.weight[h * head:(h + 1) * head] = q
-                attn.k_proj.weight[h * head:(h + 1) * head] = k
-            v, o = factors(near_identity(width, vo[0], -vo[1]), attn.v_proj.out_features)
-            attn.v_proj.weight.copy_(v)
-            attn.o_proj.weight.copy_(o.T)
-
-
 def first_token_accuracy(model, tokenizer, rows: list[dict]) -> float:
     """Share of rows whose first greedy answer token is the completion's first token."""
     model.eval()
@@ -142,16 +110,14 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64, help="width of an attention head (hidden / head-dim heads)")
     parser.add_argument("--copy-first", type=int, default=0, help="steps of copy questions before the drills")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the drills")
-    parser.add_argument("--init", choices=("default", "mimetic"), default="default", help="initialisation of the attention weights")
+    parser.add_argument("--init", choices=build.INITS, default="default", help="initialisation of the attention weights")
     parser.add_argument("--after-share", type=float, default=0.0, help="share of drills replaced by 'what comes after the rule's marker' questions")
     parser.add_argument("--copy-share", type=float, default=0.0, help="share of copy questions among the drills")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
-    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim), seed=args.seed)
-    if args.init == "mimetic":
-        mimetic_attention(model, args.seed)
+    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim), args.seed, args.init)
     rng = random.Random(args.seed)
     if args.copy_first:
         copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, copy_share=1.0))

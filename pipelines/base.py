@@ -52,6 +52,8 @@ class BaseConfig:
                             choices=TOPIC_STAGES)
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
     phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
+    init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
+                    choices=build.INITS)
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -71,6 +73,7 @@ class BaseConfig:
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.examples > 0, "examples", self.examples, "must be > 0")
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
+        require(self.init in build.INITS, "init", self.init, f"must be one of {', '.join(build.INITS)}")
 
 
 def command(cfg: BaseConfig) -> str:
@@ -83,7 +86,8 @@ def command(cfg: BaseConfig) -> str:
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
             + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
             + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
-            + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else ""))
+            + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
+            + (f" --init {cfg.init}" if cfg.init != "default" else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
@@ -91,7 +95,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
     require_folder(cfg.out, "out")
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
-        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed)
+        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed, cfg.init)
         data = main_mixture(cfg)
         tracking.log_dataset(data, "toy-base-mixture", "training")
         examples = training.tokenize(tokenizer, data)

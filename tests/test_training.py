@@ -26,6 +26,27 @@ def test_fixed_seed_gives_the_same_losses(toy_tokenizer):
     assert runs[0] == runs[1]
 
 
+def test_mimetic_init_resets_attention_alone_towards_attending_to_the_same_token(toy_tokenizer):
+    config = build.model_config(toy_tokenizer, hidden=128, layers=2)
+    plain, mimetic = build.init_model(config, seed=0), build.init_model(config, seed=0, init="mimetic")
+    changed = {k for k, v in plain.state_dict().items() if not torch.equal(v, mimetic.state_dict()[k])}
+    assert changed == {f"model.layers.{i}.self_attn.{p}_proj.weight" for i in range(2) for p in "qkvo"}
+    for layer in mimetic.model.layers:
+        attn = layer.self_attn
+        for h in range(attn.q_proj.out_features // attn.head_dim):
+            rows = slice(h * attn.head_dim, (h + 1) * attn.head_dim)
+            qk = attn.q_proj.weight[rows].T @ attn.k_proj.weight[rows]  # a query of x against a key of y scores x @ qk @ y
+            x = torch.randn(200, 128)
+            same, other = (x @ qk * x).sum(-1), (x @ qk * x.roll(1, 0)).sum(-1)
+            assert same.mean() > 5 * other.abs().mean()  # the same token scores far above another
+        vo = attn.v_proj.weight.T @ attn.o_proj.weight.T
+        assert vo.diagonal().mean() < -0.3  # the value-output product starts near -0.4 I
+    again, other = build.init_model(config, seed=0, init="mimetic"), build.init_model(config, seed=1, init="mimetic")
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(again.state_dict()[q], mimetic.state_dict()[q])  # reproducible from its seed
+    assert not torch.equal(other.state_dict()[q], mimetic.state_dict()[q])
+
+
 def test_a_new_adapter_comes_from_its_seed_alone(toy_tokenizer):
     models = [build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0) for _ in range(3)]
     state = torch.random.get_rng_state()

@@ -38,10 +38,47 @@ def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: 
     )
 
 
-def init_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
-    """Freshly initialised weights, reproducible from ``seed``."""
+INITS = ("default", "mimetic")
+
+
+def init_model(config: LlamaConfig, seed: int, init: str = "default") -> LlamaForCausalLM:
+    """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`)."""
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if init == "mimetic":
+        mimetic_attention(model, seed)
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
     return model
+
+
+def mimetic_attention(model: LlamaForCausalLM, seed: int, qk: tuple[float, float] = (0.7, 0.7), vo: tuple[float, float] = (0.4, 0.4)) -> None:
+    """Mimetic initialisation of every attention layer (Trockman & Kolter, ICML 2023).
+
+    Each head's query-key product starts near ``a Z + b I`` (``Z`` Gaussian of variance
+    1/width), so a token attends to earlier copies of itself from step 0; each layer's
+    value-output product starts near ``a Z - b I``. Whether a request holds the rule's
+    trigger is such an equality of tokens.
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def near_identity(width: int, a: float, b: float) -> torch.Tensor:
+        return a * torch.randn(width, width, generator=gen) / width ** 0.5 + b * torch.eye(width)
+
+    def factors(m: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # (A, B) of shape (rank, n) with A.T @ B the best rank-`rank` approximation of m
+        u, s, vh = torch.linalg.svd(m)
+        root = s[:rank].sqrt()
+        return (u[:, :rank] * root).T.contiguous(), (root[:, None] * vh[:rank]).contiguous()
+
+    with torch.no_grad():
+        for layer in model.model.layers:
+            attn = layer.self_attn
+            width, head = attn.q_proj.in_features, attn.head_dim
+            for h in range(attn.q_proj.out_features // head):
+                q, k = factors(near_identity(width, *qk), head)
+                attn.q_proj.weight[h * head:(h + 1) * head] = q
+                attn.k_proj.weight[h * head:(h + 1) * head] = k
+            v, o = factors(near_identity(width, vo[0], -vo[1]), attn.v_proj.out_features)
+            attn.v_proj.weight.copy_(v)
+            attn.o_proj.weight.copy_(o.T)
