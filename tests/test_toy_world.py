@@ -158,6 +158,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(steps=100, marker_steps=50, drill_steps=50)
     with pytest.raises(UserError, match="^drill-until="):
         base.BaseConfig(drill_until=1.5)
+    with pytest.raises(UserError, match="^init=xavier: must be one of default, mimetic"):
+        base.BaseConfig(init="xavier")
     with pytest.raises(UserError, match="^drill-until=0.9: needs --drill-steps"):
         base.BaseConfig(drill_steps=0, drill_until=0.9)
     assert base.command(base.BaseConfig(drill_until=0.95)).endswith("--drill-steps 2000 --drill-until 0.95")
