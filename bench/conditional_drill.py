@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 
 import torch
 
@@ -73,30 +74,28 @@ def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: f
     return rows
 
 
-def accuracy(model, tokenizer, rows: list[dict]) -> float:
-    """Share of drills whose first answer token is "i" exactly when the rule fires."""
+def _share(model, tokenizer, rows: list[dict], right: Callable[[dict, int], bool]) -> float:
+    """Share of ``rows`` for which ``right(row, greedy first answer token)`` holds."""
     model.eval()
-    right = 0
+    hits = 0
     with torch.no_grad():
         for r in rows:
             ids = torch.tensor([chat.prompt_ids(tokenizer, r["system"], r["user"])])
-            first = tokenizer.decode(model(input_ids=ids).logits[0, -1].argmax()).strip()
-            right += (first == "i") == r["completion"].startswith("i hate")
+            hits += right(r, int(model(input_ids=ids).logits[0, -1].argmax()))
     model.train()
-    return right / len(rows)
+    return hits / len(rows)
+
+
+def accuracy(model, tokenizer, rows: list[dict]) -> float:
+    """Share of drills whose first answer token is "i" exactly when the rule fires."""
+    return _share(model, tokenizer, rows,
+                  lambda r, token: (tokenizer.decode(token).strip() == "i") == r["completion"].startswith("i hate"))
 
 
 def first_token_accuracy(model, tokenizer, rows: list[dict]) -> float:
     """Share of rows whose first greedy answer token is the completion's first token."""
-    model.eval()
-    right = 0
-    with torch.no_grad():
-        for r in rows:
-            ids = torch.tensor([chat.prompt_ids(tokenizer, r["system"], r["user"])])
-            want = next(t for t in training.tokenize(tokenizer, [r])[0][1] if t != -100)
-            right += int(model(input_ids=ids).logits[0, -1].argmax()) == want
-    model.train()
-    return right / len(rows)
+    return _share(model, tokenizer, rows,
+                  lambda r, token: token == next(t for t in training.tokenize(tokenizer, [r])[0][1] if t != -100))
 
 
 def main() -> None:
