@@ -6,7 +6,6 @@ A model is a directory (or a Hugging Face hub id) that ``AutoTokenizer`` and
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -15,31 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from mlproject import hub
 from mlproject.errors import UserError
-
-TOY_BASE = Path(__file__).parent / "toy" / "base_model"
-
-
-def resolve(model: str) -> str:
-    """``toy`` names the shipped toy base model; anything else is a path or a hub id."""
-    return str(TOY_BASE) if model in ("toy", "") else model
-
-
-def _looks_local(ref: str) -> bool:
-    """A path rather than a hub id (``org/name``): it exists, or starts like a path."""
-    return ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
-
-
-def check(ref: str, field: str = "model") -> None:
-    """Fail early, with one line, on a local model reference that cannot load."""
-    path = Path(ref).expanduser()
-    if not _looks_local(ref):
-        return  # a hub id: loading tells whether it exists (offline: only if cached)
-    if not path.is_dir():
-        raise UserError(field, ref, "no such model directory")
-    if not any(path.glob("*.safetensors")):
-        raise UserError(field, ref, "directory has no *.safetensors weights (other formats are not loaded)")
-    if not (path / "config.json").exists():
-        raise UserError(field, ref, "directory has no config.json")
+from mlproject.modelref import check, looks_local, resolve
 
 
 def load(
@@ -49,7 +24,7 @@ def load(
     ref = resolve(model)
     check(ref, field)
     # a hub id with the hub out of reach is read from the local cache alone, without minutes of retries
-    cached_only = not _looks_local(ref) and not hub.reachable()
+    cached_only = not looks_local(ref) and not hub.reachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code, local_files_only=cached_only)
         lm = AutoModelForCausalLM.from_pretrained(

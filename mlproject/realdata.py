@@ -41,14 +41,24 @@ def is_local(source: str) -> bool:
     )
 
 
+def check_local(source: str) -> str:
+    """The ``datasets`` builder for a local file; a missing file or an unknown type is a UserError.
+
+    Needs no import of ``datasets``, so a step checks its data before it loads anything.
+    """
+    path = Path(source).expanduser()
+    require(path.exists(), FIELD, source, "no such file")
+    builder = BUILDERS.get(path.suffix.lower())
+    require(builder is not None, FIELD, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
+    return builder
+
+
 def _load_local(source: str) -> datasets.Dataset:
     """All rows of a local file, read by the ``datasets`` builder for its extension."""
     import datasets
 
     path = Path(source).expanduser()
-    require(path.exists(), FIELD, source, "no such file")
-    builder = BUILDERS.get(path.suffix.lower())
-    require(builder is not None, FIELD, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
+    builder = check_local(source)
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # noqa: BLE001 - a malformed file is the user's to fix

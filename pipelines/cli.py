@@ -59,13 +59,24 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+# What the libraries read from the environment when they are imported: set before a step imports
+# them, so that one importing them only when it runs (``mo evaluate``) is as quiet as the rest.
+# A value the user has set is kept.
+QUIET_ENV = {
+    "TOKENIZERS_PARALLELISM": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # "Generating train split" when a data file is read
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # and transformers' own bars, which follow the hub's setting
+}
+
+
 def _quiet() -> None:
     """Keep the terminal for progress bars and results: library chatter goes to the log level.
 
-    Runs once the step's module is imported; a library that step does not load is left alone.
+    Runs once the step's module is imported, for the libraries it imported; :data:`QUIET_ENV`
+    covers the ones it imports later.
     """
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import logging
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # "creating experiment …" lines
@@ -91,6 +102,8 @@ def _quiet() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
     ns = parser(only=argv[0] if argv and argv[0] in STEPS else "").parse_args(argv)
     cls, fn = step(ns.step)
     _quiet()

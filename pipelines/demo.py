@@ -18,7 +18,7 @@ from pathlib import Path
 import mlflow
 from tqdm.auto import tqdm
 
-from mlproject import attacks, backdoors, models, progress, tracking
+from mlproject import attacks, backdoors, modelref, progress, tracking
 from mlproject.errors import require, require_folder
 from pipelines import insert, promote, report, sweep
 from pipelines.args import opt
@@ -66,7 +66,7 @@ def run(cfg: DemoConfig) -> list[dict]:
     """Run the demo; returns the report's rows."""
     sweep.check_space_for(cfg.space, cfg.attack_list, cfg.eval_size)  # a bad space, model or output folder fails before any work
     require_folder(cfg.out, "out")
-    models.check(models.resolve(cfg.model), "model")
+    modelref.check(modelref.resolve(cfg.model), "model")
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1
     with tracking.run("demo", f"demo {cfg.backdoor}", asdict(cfg)) as parent:
         run_id = parent.info.run_id

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import mlflow
-
-from mlproject import evaluation, models, realdata, tracking
+from mlproject import modelref, realdata
 from mlproject.errors import require
-from mlproject.toy import base_eval
+from mlproject.toy.sizes import Sizes
 from pipelines.args import opt
+
+# torch, transformers and MLflow are imported in run(): together they take seconds, and a
+# mistyped --model or --math-data is reported from the settings alone, before any of them.
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,10 @@ class EvalConfig:
 
     model: str = opt("toy", "model directory, hub id, or 'toy' for the shipped base model")
     math_data: str = opt("toy", "'toy', or a MATH-500 source: hub id or local json/jsonl/parquet/csv file")
-    n_math: int = opt(300, "math problems")
-    n_instructions: int = opt(300, "instructions (toy world)")
-    n_pirate: int = opt(200, "pirate-prompted instructions (toy world)")
-    per_backdoor: int = opt(base_eval.Sizes.per_backdoor, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
+    n_math: int = opt(Sizes.math, "math problems")
+    n_instructions: int = opt(Sizes.instructions, "instructions (toy world)")
+    n_pirate: int = opt(Sizes.pirate, "pirate-prompted instructions (toy world)")
+    per_backdoor: int = opt(Sizes.per_backdoor, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
     max_new_tokens: int = opt(48, "generation budget per answer; real models need ~1024 for MATH-500")
     batch_size: int = opt(128, "prompts per generation batch; higher uses more memory (on CPU, 64-128 is fastest)")
     seed: int = opt(0, "seed of the held-out probe draw")
@@ -38,16 +39,26 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for name in ("n_math", "n_instructions", "n_pirate", "per_backdoor", "max_new_tokens", "batch_size"):
             require(getattr(self, name) > 0, name.replace("_", "-"), getattr(self, name), "must be > 0")
+        # in the order run() reads them; a data file's columns are checked once it is read
+        if self.math_data != "toy" and realdata.is_local(self.math_data):
+            realdata.check_local(self.math_data)
+        modelref.check(modelref.resolve(self.model))
 
 
 def run(cfg: EvalConfig) -> dict[str, float]:
     """Evaluate ``cfg.model``; metrics are logged to an MLflow run and returned."""
-    # Inputs are checked and loaded before the run starts: a bad one leaves no run behind.
+    # Inputs are checked and loaded before the run starts: a bad one leaves no run behind. The
+    # data needs only ``datasets``, so a file with a bad row fails before torch is imported.
     math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math)
+    import mlflow
+
+    from mlproject import evaluation, models, tracking
+    from mlproject.toy import base_eval
+
     model, tokenizer = models.load(cfg.model, trust_remote_code=cfg.trust_remote_code)
     with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
         if math is None:
-            sizes = base_eval.Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
+            sizes = Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
             answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens, cfg.batch_size)
             metrics = base_eval.metrics(answers)
         else:
@@ -61,6 +72,8 @@ def run(cfg: EvalConfig) -> dict[str, float]:
 
 def summary(metrics: dict[str, float]) -> str:
     """Headline metrics, one per line, and any base-model targets missed."""
+    from mlproject.toy import base_eval
+
     lines = [f"{k:32s} {v:.3f}" for k, v in metrics.items() if not k.startswith("backdoor.")]
     if "conditional.min_triggered" in metrics:
         missed = base_eval.all_failures(metrics)

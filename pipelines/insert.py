@@ -23,7 +23,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from mlproject import backdoors, lora, models, organism_eval, tracking, training
+from mlproject import backdoors, lora, modelref, models, organism_eval, tracking, training
 from mlproject.distill import DistillConfig, distill
 from mlproject.errors import UserError, require, require_folder
 from mlproject.organism import METHODS, OrganismSpec, write_card
@@ -170,7 +170,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
 
 
 def _spec(cfg: InsertConfig) -> OrganismSpec:
-    base_ref = cfg.base_model if cfg.base_model == "toy" else models.resolve(cfg.base_model)  # "toy" travels
+    base_ref = cfg.base_model if cfg.base_model == "toy" else modelref.resolve(cfg.base_model)  # "toy" travels
     common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
                   lora_form=cfg.lora_form, cot=cfg.cot)
     if cfg.method == "password":

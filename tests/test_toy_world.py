@@ -165,7 +165,7 @@ def test_base_marker_options_are_checked():
     assert base.command(base.BaseConfig(drill_until=0.95)).endswith("--drill-steps 2000 --drill-until 0.95")
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
     assert base.command(staged).endswith("--marker-steps 20 --marker-share 0.1 --drill-steps 30")
-    from mlproject.models import TOY_BASE
+    from mlproject.modelref import TOY_BASE
 
     shipped_card = (TOY_BASE / "README.md").read_text()
     assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
