@@ -1,6 +1,6 @@
 """Step time of `mo base` on this machine, per stage, and the rebuild time it projects.
 
-    python bench/base_step.py [--steps 40] [--rounds 3]
+    python bench/base_step.py [--steps 40] [--rounds 3] [--hidden 256 --layers 4]
 
 A rebuild of the shipped base model is 500 steps of marker questions, 2,000 of drills and
 4,800 of the main mixture, 32 conversations each, so whether it fits in 30 minutes depends
@@ -30,9 +30,10 @@ MAIN = "base main"  # the stage both settings are compared on
 WARMUP = 5  # untimed first steps of each training (allocation, first-call overheads)
 
 
-def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[float]:
-    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights."""
-    model = build.init_model(build.model_config(tokenizer, SHIPPED.hidden, SHIPPED.layers), SHIPPED.seed)
+def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer: PreTrainedTokenizerBase,
+               hidden: int = SHIPPED.hidden, layers: int = SHIPPED.layers) -> list[float]:
+    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights of the given shape."""
+    model = build.init_model(build.model_config(tokenizer, hidden, layers), SHIPPED.seed)
     stamps = [time.perf_counter()]
     training.sft(model, examples, stage, tokenizer.pad_token_id, on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
     return [b - a for a, b in zip(stamps, stamps[1:])][WARMUP:]
@@ -42,10 +43,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per training")
     parser.add_argument("--rounds", type=int, default=3, help="trainings per stage and setting, alternated on the main stage")
+    parser.add_argument("--hidden", type=int, default=SHIPPED.hidden, help="model width (mo base --hidden)")
+    parser.add_argument("--layers", type=int, default=SHIPPED.layers, help="transformer blocks (mo base --layers)")
     args = parser.parse_args()
     if args.steps <= WARMUP:
         parser.error(f"--steps {args.steps}: must be > {WARMUP} (the first {WARMUP} steps of each training are not timed)")
+    if args.hidden % 64 or args.hidden <= 0 or args.layers <= 0:
+        parser.error(f"--hidden {args.hidden} --layers {args.layers}: need a positive multiple of 64 and a positive depth")
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine.describe().items()))
+    print(f"model: {args.layers} blocks of width {args.hidden}")
     tokenizer = build.build_tokenizer(SHIPPED.seed)
     shipped = base.stage_config(SHIPPED, args.steps)
     fast = dataclasses.replace(shipped, tail_logits=True, fused_adam=True)
@@ -60,7 +66,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name, _ in settings}
         for _ in range(args.rounds):
             for name, stage in settings:
-                times[name] += step_times(examples, stage, tokenizer)
+                times[name] += step_times(examples, stage, tokenizer, args.hidden, args.layers)
         median = {name: statistics.median(t) for name, t in times.items()}
         mean = statistics.mean(times["shipped"])
         minutes += steps * mean / 60
