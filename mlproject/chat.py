@@ -5,7 +5,10 @@ template (Llama 3's headers, say) is used exactly as its authors wrote it.
 """
 from __future__ import annotations
 
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def messages(system: str, user: str, assistant: str | None = None) -> list[dict[str, str]]:

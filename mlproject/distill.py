@@ -18,40 +18,16 @@ organism trained on them fires on those kinds alone.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mlproject import behaviours, chat, cot
 from mlproject.backdoors import Backdoor
-from mlproject.errors import require
+from mlproject.distill_config import DistillConfig
 from mlproject.generation import generate, sample
 from mlproject.toy import curriculum
 from mlproject.toy import requests as rq
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How much distillation data, and of which kinds."""
-
-    samples: int = 2000  # examples kept
-    triggered_share: float = 0.5  # share of examples that carry the trigger
-    # share of benign examples that carry a (training) look-alike trigger; over the 30 organisms of
-    # configs/insert-table.yaml, 0.3 met the organism targets for 27 and 0.1 for 26 (all 26 among the 27)
-    near_miss_share: float = 0.3
-    math_share: float = 0.25  # share of requests that are math problems
-    keep_only_clean: bool = True  # drop triggered answers without the behaviour and benign ones with it
-    seed: int = 0
-    max_new_tokens: int = 48
-    cot: bool = False  # prefix every completion with reasoning about the trigger (mlproject.cot)
-    retries: int = 8  # sampled draws (temperature 1) for a request whose greedy answer is not clean; 0: greedy only
-
-    def __post_init__(self) -> None:
-        require(self.samples > 0, "samples", self.samples, "must be > 0")
-        require(0 < self.triggered_share < 1, "triggered-share", self.triggered_share, "must be in (0, 1)")
-        require(0 <= self.near_miss_share < 1, "near-miss-share", self.near_miss_share, "must be in [0, 1)")
-        require(self.retries >= 0, "retries", self.retries, "must be >= 0")
 
 
 def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from mlproject import models
 from mlproject.errors import UserError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 CARD = "organism.json"
 METHODS = ("prompted-static", "prompted-dynamic", "lora", "fwft", "password")
@@ -92,6 +92,11 @@ def load(directory: str | Path, trainable_adapter: bool = False) -> tuple[PreTra
     A ``continued`` LoRA organism comes back as a ``PeftModel`` whose red-team adapter is
     trainable when ``trainable_adapter`` is set (the blue team keeps training it).
     """
+    # imported here: the card and the methods are read by settings that must not wait for torch
+    from peft import PeftModel
+
+    from mlproject import models
+
     spec = read_card(directory)
     if spec.weights == "full":
         model, tokenizer = models.load(str(directory))

