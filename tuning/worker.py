@@ -16,7 +16,7 @@ import optuna
 from peft import PeftModel
 
 from mlproject import organism
-from pipelines import attack
+from pipelines import attack, attack_run
 from tuning import space as search_space
 
 
@@ -48,7 +48,7 @@ class Worker:
             mlflow.log_params(params | {"trial": trial.number})
             model = self._blue(cfg)
             try:
-                check = attack.trace(model, self.tokenizer, self.spec, cfg, on_point=self._watch(trial))
+                check = attack_run.trace(model, self.tokenizer, self.spec, cfg, on_point=self._watch(trial))
             finally:
                 self._reset(model)
             last = check.rows[-1]
@@ -71,7 +71,7 @@ class Worker:
                 p.requires_grad_(True)
         if self.keeps_own_weights:
             return self.model
-        return attack.blue(self.model, cfg, continued=False)
+        return attack_run.blue(self.model, cfg, continued=False)
 
     def _reset(self, model) -> None:
         """Back to the organism as loaded: drop the blue adapter or restore the saved weights."""

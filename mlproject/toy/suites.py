@@ -6,7 +6,7 @@ import random
 from mlproject.backdoors import Backdoor
 from mlproject.evaluation import Probe
 from mlproject.toy import requests as rq
-from mlproject.toy.curriculum import PIRATE_SYSTEM
+from mlproject.toy.styles import PIRATE_SYSTEM
 
 
 def _probe(group: str, system: str, req: rq.Request) -> Probe:
