@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import urllib.parse
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -119,7 +120,10 @@ def fingerprint(ds: datasets.Dataset) -> str:
 def log_dataset(ds: datasets.Dataset, name: str, context: str, source: str = "toy-world") -> str:
     """Log ``ds`` as an MLflow dataset input; returns its fingerprint."""
     digest = fingerprint(ds)
-    mlflow.log_input(
-        mlflow.data.huggingface_dataset.from_huggingface(ds, path=source, name=name, digest=digest), context=context
-    )
+    with warnings.catch_warnings():
+        # the schema is a description of the input, never used to read it back: MLflow's hint that
+        # integer columns cannot hold missing values (gold answers, results) is not the user's concern
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        dataset = mlflow.data.huggingface_dataset.from_huggingface(ds, path=source, name=name, digest=digest)
+        mlflow.log_input(dataset, context=context)  # the schema is inferred here
     return digest

