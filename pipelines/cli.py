@@ -100,9 +100,21 @@ def _quiet() -> None:
         datasets.logging.set_verbosity_error()
 
 
+def _dashed(arg: str) -> str:
+    """``--near_miss_share`` as ``--near-miss-share``: the spelling ``mlflow run -P near_miss_share=…`` passes.
+
+    MLflow appends a parameter its entry point does not declare as ``--<name> <value>``, with
+    the settings' own underscores; values (after ``=`` or as the next word) are left alone.
+    """
+    if not arg.startswith("--"):
+        return arg
+    flag, eq, value = arg.partition("=")
+    return flag.replace("_", "-") + eq + value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = [_dashed(a) for a in (sys.argv[1:] if argv is None else argv)]
     ns = parser(only=argv[0] if argv and argv[0] in STEPS else "").parse_args(argv)
     if ns.step != "server":  # the tracking server keeps MLflow's own log lines: its operator reads them
         for name, value in QUIET_ENV.items():

