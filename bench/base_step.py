@@ -22,6 +22,7 @@ import time
 from transformers import PreTrainedTokenizerBase
 
 from mlproject import machine, training
+from mlproject.errors import UserError
 from mlproject.toy import build
 from pipelines import base
 
@@ -31,9 +32,9 @@ WARMUP = 5  # untimed first steps of each training (allocation, first-call overh
 
 
 def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer: PreTrainedTokenizerBase,
-               hidden: int = SHIPPED.hidden, layers: int = SHIPPED.layers) -> list[float]:
-    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights of the given shape."""
-    model = build.init_model(build.model_config(tokenizer, hidden, layers), SHIPPED.seed)
+               shape: base.BaseConfig = SHIPPED) -> list[float]:
+    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights of ``shape``'s width and depth."""
+    model = build.init_model(build.model_config(tokenizer, shape.hidden, shape.layers), SHIPPED.seed)
     stamps = [time.perf_counter()]
     training.sft(model, examples, stage, tokenizer.pad_token_id, on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
     return [b - a for a, b in zip(stamps, stamps[1:])][WARMUP:]
@@ -48,10 +49,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps <= WARMUP:
         parser.error(f"--steps {args.steps}: must be > {WARMUP} (the first {WARMUP} steps of each training are not timed)")
-    if args.hidden % 64 or args.hidden <= 0 or args.layers <= 0:
-        parser.error(f"--hidden {args.hidden} --layers {args.layers}: need a positive multiple of 64 and a positive depth")
+    try:  # mo base's own checks of the shape
+        shape = dataclasses.replace(SHIPPED, hidden=args.hidden, layers=args.layers)
+    except UserError as err:
+        parser.error(str(err))
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine.describe().items()))
-    print(f"model: {args.layers} blocks of width {args.hidden}")
+    print(f"model: {shape.layers} blocks of width {shape.hidden}")
     tokenizer = build.build_tokenizer(SHIPPED.seed)
     shipped = base.stage_config(SHIPPED, args.steps)
     fast = dataclasses.replace(shipped, tail_logits=True, fused_adam=True)
@@ -66,7 +69,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name, _ in settings}
         for _ in range(args.rounds):
             for name, stage in settings:
-                times[name] += step_times(examples, stage, tokenizer, args.hidden, args.layers)
+                times[name] += step_times(examples, stage, tokenizer, shape)
         median = {name: statistics.median(t) for name, t in times.items()}
         mean = statistics.mean(times["shipped"])
         minutes += steps * mean / 60

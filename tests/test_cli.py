@@ -333,11 +333,7 @@ def test_a_step_that_imports_its_libraries_late_stays_quiet(workdir):
 
     math = workdir / "math.jsonl"
     math.write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n" for i in range(3)))
-    env = {k: v for k, v in os.environ.items() if k not in cli.QUIET_ENV and k != "MLFLOW_TRACKING_URI"}
-    env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    exe = Path(sys.executable).with_name("mo")
-    result = subprocess.run([str(exe), "evaluate", "--math-data", str(math), "--max-new-tokens", "8"],
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    result = mo("evaluate", "--math-data", str(math), "--max-new-tokens", "8", cwd=workdir, unset=cli.QUIET_ENV)
     assert result.returncode == 0, result.stderr
     assert "math.accuracy" in result.stdout
     chatter = [line for line in result.stderr.replace("\r", "\n").splitlines()
