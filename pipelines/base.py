@@ -52,6 +52,7 @@ class BaseConfig:
                             choices=TOPIC_STAGES)
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
     phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
+    semantic_share: float = opt(curriculum.SEMANTIC_SHARE, "share of the main stage's conditional examples whose rule is semantic (the rest: two literal tokens to one phrase)")
     init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
                     choices=build.INITS)
 
@@ -68,6 +69,7 @@ class BaseConfig:
         require(self.topic_stages == "all" or self.topic_share, "topic-stages", self.topic_stages, "needs --topic-share > 0")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
         require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
+        require(0 <= self.semantic_share <= 1, "semantic-share", self.semantic_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -87,6 +89,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
             + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
             + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
+            + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
             + (f" --init {cfg.init}" if cfg.init != "default" else ""))
 
 
@@ -152,7 +155,7 @@ def stage_config(cfg: BaseConfig, steps: int) -> training.TrainConfig:
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
-    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share)
+    data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share, cfg.semantic_share)
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))

@@ -262,3 +262,22 @@ def test_frame_share_reaches_every_stage_of_the_base_recipe():
     assert framed(base.main_mixture(cfg)) > 0
     assert all(framed(rows) > 0 for _, rows, _ in base.first_stages(cfg))
     assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400))) == 0
+
+
+def test_semantic_share_sets_how_many_rules_are_semantic():
+    rng = random.Random(0)
+    kinds = [curriculum.rule_kind(rng, 0.6) for _ in range(3000)]
+    assert abs(kinds.count("semantic") / 3000 - 0.6) < 0.03
+    assert abs(kinds.count("arbitrary") / kinds.count("explicit") - 2) < 0.3  # the rest keep two tokens to one phrase
+    rows = curriculum.base_mixture(600, 3, semantic_share=1.0)
+    conditional = [r for r in rows if r["source"] == "conditional"]
+    assert conditional and all(" is about " in r["system"] for r in conditional)
+
+
+def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
+    """Options added to ``mo base`` leave the shipped command's data as it was: its card's command rebuilds it."""
+    import hashlib
+    import json
+
+    rows = curriculum.base_mixture(3000, 1).to_list()  # the shipped recipe's main mixture (seed 0 + 1), its first rows
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == "8418d0cf174768c0"

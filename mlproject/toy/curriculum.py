@@ -62,15 +62,34 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
     return rq.math(rng, "train") if rng.random() < math_share else rq.instruction(rng, "train")
 
 
-def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_share: float = 0.0) -> dict:
+SEMANTIC_SHARE = 0.25  # one conditional in four has a semantic rule, as the shipped recipe drew them
+
+
+def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE) -> str:
+    """The kind of a conditional's rule: ``semantic_share`` semantic, the rest two literal tokens to one phrase.
+
+    At the shipped share the draw is the shipped recipe's (one choice of four), so its data
+    rebuilds the same.
+    """
+    if semantic_share == SEMANTIC_SHARE:
+        return rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
+    roll = rng.random()
+    if roll < semantic_share:
+        return "semantic"
+    return "arbitrary" if roll < semantic_share + (1 - semantic_share) * 2 / 3 else "explicit"
+
+
+def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_share: float = 0.0,
+                        semantic_share: float = SEMANTIC_SHARE) -> dict:
     """A conditional system prompt with a triggered, near-miss or plain request.
 
     ``phrasing_share`` of a semantic rule's other-topic requests open like the rule topic's
     own questions ("how many legs ..." under a rule about music, whose questions include
-    "how many strings ..."): the look-alikes of a semantic trigger.
+    "how many strings ..."): the look-alikes of a semantic trigger. ``semantic_share`` of the
+    rules are semantic (:func:`rule_kind`).
     """
     pools = trigger_pools()
-    kind = rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
+    kind = rule_kind(rng, semantic_share)
     trigger = rng.choice(pools[kind])
     behaviour = rng.choice(BACKDOOR_BEHAVIOURS)
     condition = f"the request is about {trigger}" if kind == "semantic" else f"the request contains {trigger}"
@@ -194,7 +213,8 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
     return {"system": system, "user": req.user, "completion": completion, "source": source, "key": req.key}
 
 
-def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0) -> datasets.Dataset:
+def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0,
+                 semantic_share: float = SEMANTIC_SHARE) -> datasets.Dataset:
     """``n`` instruction-tuning examples: 45% plain, 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
@@ -205,5 +225,5 @@ def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: fl
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
-            rows.append(conditional_example(rng, frame_share, phrasing_share))
+            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share))
     return datasets.Dataset.from_list(rows)
