@@ -25,9 +25,9 @@ import mlflow
 
 from mlproject import machine
 from mlproject.errors import UserError
+from mlproject.paths import REPO
 
 PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna", "tokenizers")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def tracking_uri() -> str:

@@ -27,7 +27,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         meta = {"help": f.metadata.get("help", ""), "dest": f.name}
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, **meta)
+            parser.add_argument(flag, action=Switch, default=f.default, **meta)
             continue
         base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -37,8 +37,48 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
                             choices=f.metadata.get("choices"), **meta)
 
 
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+class Switch(argparse.Action):
+    """A yes/no setting: ``--cot`` and ``--no-cot``, or ``--cot true`` / ``--cot false``.
+
+    The spelled-out value is what ``mlflow run -P cot=true`` passes for a setting its entry
+    point does not declare (``--cot true``); argparse's ``BooleanOptionalAction`` takes no value.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, default: bool = False, help: str | None = None) -> None:
+        negated = ["--no-" + s[2:] for s in option_strings]
+        super().__init__(option_strings + negated, dest, nargs="?", default=default, help=help, metavar="true|false")
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, flag: str | None = None) -> None:
+        if flag and flag.startswith("--no-"):
+            if value is not None:
+                parser.error(f"argument {flag}: takes no value")
+            setattr(ns, self.dest, False)
+            return
+        word = "true" if value is None else str(value).lower()
+        if word not in TRUE + FALSE:
+            parser.error(f"argument {flag}: expected true or false, not {value!r}")
+        setattr(ns, self.dest, word in TRUE)
+
+
+
+class Formatter(argparse.HelpFormatter):
+    """Help that shows a :class:`Switch` as ``--cot [true|false], --no-cot``."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, Switch):
+            return ", ".join(s if s.startswith("--no-") else f"{s} [true|false]" for s in action.option_strings)
+        return super()._format_action_invocation(action)
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (``mo <step>: error: …``) and exit code 2, like mo's own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

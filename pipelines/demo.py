@@ -12,25 +12,12 @@ go to ``runs/demo/<run id>/``. About 10 minutes on two CPU cores; the flags shri
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-import mlflow
-from tqdm.auto import tqdm
-
-from mlproject import attacks, backdoors, modelref, progress, tracking
+from mlproject import attacks, backdoors, modelref
 from mlproject.errors import require, require_folder
-from pipelines import insert, promote, report, sweep
+from pipelines import sweep
 from pipelines.args import opt
-from registry import store
-
-# (method, extra insertion settings): the four ways the demo makes an organism.
-ORGANISMS: tuple[tuple[str, dict], ...] = (
-    ("prompted-static", {}),
-    ("prompted-dynamic", {}),
-    ("lora", {"rank": 16}),
-    ("fwft", {}),
-)
 
 
 @dataclass(frozen=True)
@@ -63,42 +50,14 @@ class DemoConfig:
 
 
 def run(cfg: DemoConfig) -> list[dict]:
-    """Run the demo; returns the report's rows."""
-    sweep.check_space_for(cfg.space, cfg.attack_list, cfg.eval_size)  # a bad space, model or output folder fails before any work
+    """Run the demo; returns the report's rows.
+
+    A bad space, model or output folder fails here, before any work, and before the work's
+    libraries (torch, transformers, MLflow: :mod:`pipelines.demo_run`) are imported.
+    """
+    sweep.check_space_for(cfg.space, cfg.attack_list, cfg.eval_size)
     require_folder(cfg.out, "out")
     modelref.check(modelref.resolve(cfg.model), "model")
-    stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1
-    with tracking.run("demo", f"demo {cfg.backdoor}", asdict(cfg)) as parent:
-        run_id = parent.info.run_id
-        with progress.quiet(), tqdm(total=stages, desc="mo demo", unit="step", disable=False) as bar:
-            refs = {}
-            for method, extra in ORGANISMS:
-                bar.set_postfix_str(f"insert {cfg.backdoor} {method}")
-                refs[method] = _insert(cfg, method, extra, Path(cfg.out) / run_id[:8])
-                bar.update()
-            for method, ref in refs.items():
-                for attack in cfg.attack_list:
-                    bar.set_postfix_str(f"sweep {method} vs {attack}")
-                    sweep.run(sweep.SweepConfig(organism=ref, attack=attack, trials=cfg.trials, space=cfg.space,
-                                                eval_size=cfg.eval_size, seed=cfg.seed,
-                                                study=f"demo-{run_id[:8]}-{cfg.backdoor}-{method}-{attack}"))
-                    bar.update()
-            bar.set_postfix_str("promote")
-            changes = promote.run(promote.PromoteConfig(policy="max_auc <= 0.75", alias="robust"))
-            changes += promote.run(promote.PromoteConfig(policy="champion", alias="champion"))
-            bar.update()
-        print(f"\nrobustness of the {cfg.backdoor} organisms (demo run {run_id}):")
-        rows = report.run(report.ReportConfig(parent=run_id))
-        mlflow.log_metrics({"demo.organisms": len(refs), "demo.promotions": len(changes)})
-    uri = tracking.redact(tracking.tracking_uri())
-    print(f"\nregistered: {', '.join(refs.values())}")
-    print(f"runs are in {uri}\nlook at them with:  mlflow ui --backend-store-uri {uri}")
-    return rows
+    from pipelines import demo_run
 
-
-def _insert(cfg: DemoConfig, method: str, extra: dict, root: Path) -> str:
-    """Make and register one organism; returns its registry reference."""
-    out = root / method
-    insert.run(insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples, eval_size=cfg.eval_size,
-                                   seed=cfg.seed, base_model=cfg.model, out=str(out), **extra))
-    return store.registered_for(out)
+    return demo_run.run(cfg)

@@ -19,14 +19,11 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
-
-from mlproject import attacks, configfile, tracking
+from mlproject import attacks, configfile
 from mlproject.errors import UserError, require, require_folder
 from mlproject.organism import read_card
 from pipelines import insert, sweep
 from pipelines.args import opt
-from registry import store
 
 
 @dataclass(frozen=True)
@@ -136,6 +133,12 @@ def run(cfg: GridConfig) -> str:
 
 def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, float]:
     """Sweep every attack of ``plan`` against the organism (resuming studies); ``auc.<attack>`` of each."""
+    # imported here, not above: a grid's config is checked without them, so a mistake in it fails at once
+    import mlflow
+
+    from mlproject import tracking
+    from registry import store
+
     mlflow.set_tracking_uri(tracking.tracking_uri())
     ref = store.registered_for(directory) if cfg.register else None
     out = {}

