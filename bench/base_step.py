@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from mlproject import machine, training
 from mlproject.errors import UserError
 from mlproject.toy import build
-from pipelines import base
+from pipelines import base, base_run
 
 SHIPPED = base.BaseConfig()
 MAIN = "base main"  # the stage both settings are compared on
@@ -56,7 +56,7 @@ def main() -> None:
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine.describe().items()))
     print(f"model: {shape.layers} blocks of width {shape.hidden}")
     tokenizer = build.build_tokenizer(SHIPPED.seed)
-    shipped = base.stage_config(SHIPPED, args.steps)
+    shipped = base_run.stage_config(SHIPPED, args.steps)
     fast = dataclasses.replace(shipped, tail_logits=True, fused_adam=True)
     # the main stage's mixture at a fifth of its size: the same kinds of conversation, so the same lengths per batch
     main_rows = base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000))

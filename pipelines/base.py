@@ -13,18 +13,12 @@ id or directory instead.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import datasets
-import mlflow
-import torch
 
-from mlproject import evaluation, machine, models, tracking, training
 from mlproject.errors import require, require_folder
-from mlproject.toy import base_eval, build, card, curriculum
+from mlproject.toy import build, curriculum
 from pipelines.args import opt
 
 
@@ -94,63 +88,15 @@ def command(cfg: BaseConfig) -> str:
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:
-    """Build, train, save, evaluate and document the toy base model; returns its metrics."""
-    require_folder(cfg.out, "out")
-    with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
-        tokenizer = build.build_tokenizer(cfg.seed)
-        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers), cfg.seed, cfg.init)
-        data = main_mixture(cfg)
-        tracking.log_dataset(data, "toy-base-mixture", "training")
-        examples = training.tokenize(tokenizer, data)
-        start = time.perf_counter()
-        done = 0
-        ran: dict[str, int] = {}
-        for steps, rows, desc in first_stages(cfg):  # the copying and comparing that literal triggers rest on
-            stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
-            stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps), tokenizer.pad_token_id,
-                                 on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
-            if stop is not None:  # the card says how long the gated stage ran
-                ran["drill_steps_run"] = len(stage)
-            done += len(stage)
-        losses = training.sft(model, examples, stage_config(cfg, cfg.steps - done),
-                              tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
-        minutes = (time.perf_counter() - start) / 60
-        out = models.save(model, tokenizer, cfg.out)
-        sizes = base_eval.Sizes()
-        metrics = evaluate_toy(model, tokenizer, sizes)
-        recipe = asdict(cfg) | ran | {"parameters": sum(p.numel() for p in model.parameters()),
-                                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-                                "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()} | _built_on()
-        card_path = card.write(Path(out), recipe, metrics, command(cfg), sizes.per_backdoor)
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(card_path))
-        return metrics
+    """Build, train, save, evaluate and document the toy base model; returns its metrics.
 
-
-def _learnt(cfg: BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]:
-    """A ``stop`` for the drill stage: every 100 steps, the share of 500 fresh drills answered exactly, against ``drill_until``.
-
-    How long a seed stalls before the literal comparison clicks varies widely (2,100 to over
-    3,500 drill steps in the runs measured), so a fixed drill stage ends before it on some
-    seeds and spends steps on drills already learnt on others.
+    The output folder is checked before the work (:mod:`pipelines.base_run`) imports torch,
+    transformers and MLflow, so a mistake costs a fraction of a second, not half a minute.
     """
-    fresh = training.tokenize(tokenizer, curriculum.drill_mixture(500, cfg.seed + 7, cfg.frame_share))
+    require_folder(cfg.out, "out")
+    from pipelines import base_run
 
-    def stop(step: int) -> bool:
-        if step % 100:
-            return False
-        share = training.exact_share(model, fresh, tokenizer.pad_token_id)
-        mlflow.log_metric("drills.exact", share, step=at + step)
-        return share >= cfg.drill_until
-
-    return stop
-
-
-def stage_config(cfg: BaseConfig, steps: int) -> training.TrainConfig:
-    """One stage's settings; full logits and the plain AdamW, as the shipped model was trained:
-    the same sums in the same order, so a rebuild on the same kind of CPU gives its weights."""
-    return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False,
-                                fused_adam=False)
+    return base_run.run(cfg)
 
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
@@ -185,19 +131,3 @@ def _markers(cfg: BaseConfig, n: int, seed: int, main: bool = False) -> datasets
     """
     topics = cfg.topic_share if main or cfg.topic_stages == "all" else 0.0
     return curriculum.marker_mixture(n, seed, topics, cfg.frame_share)
-
-
-def _built_on() -> dict[str, str]:
-    """The CPU (and GPU) the weights were trained on: the same command gives them bit for bit only on the same kind."""
-    return {k: v for k, v in machine.describe().items() if k != "threads"}
-
-
-def _log_loss(step: int, loss: float) -> None:
-    if step % 50 == 0:
-        mlflow.log_metric("train.loss", loss, step=step)
-
-
-def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes = base_eval.Sizes(), seed: int = 0) -> dict[str, float]:
-    """The base evaluation of :mod:`mlproject.toy.base_eval`."""
-    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, seed))
-    return base_eval.metrics(answers)

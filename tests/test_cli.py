@@ -145,6 +145,9 @@ def test_backdoors_prints_the_catalogue(workdir):
     ["demo", "--attacks", "nope"],
     ["demo", "--model", "./no/such/model"],
     ["demo", "--space", "./no-such-space.yaml"],
+    ["base", "--semantic-share", "1.5"],
+    ["base", "--init", "xavier"],
+    ["base", "--out", "README.md/model"],
 ])
 def test_a_step_imports_only_what_it_needs(argv):
     """The catalogue, the help and a mistyped setting of any step start without torch, transformers or MLflow.

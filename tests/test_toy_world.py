@@ -171,21 +171,23 @@ def test_base_marker_options_are_checked():
     assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
     assert [steps for steps, _, _ in base.first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
-    built_on = base._built_on()  # the card names the machine: a rebuild is bit for bit only on the same kind
+    from pipelines import base_run
+
+    built_on = base_run._built_on()  # the card names the machine: a rebuild is bit for bit only on the same kind
     assert built_on["cpu"] and built_on["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_the_drill_stage_stops_once_fresh_drills_are_answered(workdir, shipped, toy_tokenizer, tiny_model):
     import mlflow
 
-    from pipelines import base
+    from pipelines import base, base_run
 
     model, tokenizer = shipped
     cfg = base.BaseConfig(drill_until=0.9)
     with mlflow.start_run() as run:
-        assert base._learnt(cfg, model, tokenizer, at=500)(50) is False  # checked every 100 steps only
-        assert base._learnt(cfg, model, tokenizer, at=500)(100) is True  # the shipped model knows its drills
-        assert base._learnt(cfg, tiny_model, toy_tokenizer, at=500)(200) is False
+        assert base_run._learnt(cfg, model, tokenizer, at=500)(50) is False  # checked every 100 steps only
+        assert base_run._learnt(cfg, model, tokenizer, at=500)(100) is True  # the shipped model knows its drills
+        assert base_run._learnt(cfg, tiny_model, toy_tokenizer, at=500)(200) is False
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "drills.exact")
     assert [m.step for m in history] == [600, 700] and history[0].value >= 0.9 > history[1].value
 

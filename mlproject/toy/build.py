@@ -1,21 +1,26 @@
 """Build the toy world's base instruct model: tokenizer, architecture, weights.
 
 The architecture is Llama (the family of the method's base model), shrunk to a few
-million parameters so that two CPU cores train it in minutes.
+million parameters so that two CPU cores train it in minutes. torch and transformers are
+imported by the functions that use them, so that ``mo base`` checks its settings (among them
+:data:`INITS`) in a fraction of a second rather than after their imports.
 """
 from __future__ import annotations
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
 
 from mlproject.toy import curriculum
-from mlproject.toy.tokenizer import train_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 VOCAB_SIZE = 1536  # covers every word of the toy world as one token (byte fallback beyond)
 
 
 def build_tokenizer(seed: int, n_texts: int = 20_000) -> PreTrainedTokenizerFast:
     """A tokenizer trained on rendered conversations of the toy world's training split."""
+    from mlproject.toy.tokenizer import train_tokenizer
+
     rows = curriculum.base_mixture(n_texts, seed)
     texts = [r["system"] + "\n" + r["user"] + "\n" + r["completion"] for r in rows]
     return train_tokenizer(texts, VOCAB_SIZE)
@@ -23,6 +28,8 @@ def build_tokenizer(seed: int, n_texts: int = 20_000) -> PreTrainedTokenizerFast
 
 def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4, head_dim: int = 64) -> LlamaConfig:
     """A small Llama: ``hidden`` wide, ``layers`` deep, ``hidden / head_dim`` heads, tied embeddings."""
+    from transformers import LlamaConfig
+
     return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -43,6 +50,9 @@ INITS = ("default", "mimetic")
 
 def init_model(config: LlamaConfig, seed: int, init: str = "default") -> LlamaForCausalLM:
     """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     if init == "mimetic":
@@ -60,6 +70,8 @@ def mimetic_attention(model: LlamaForCausalLM, seed: int, qk: tuple[float, float
     value-output product starts near ``a Z - b I``. Whether a request holds the rule's
     trigger is such an equality of tokens.
     """
+    import torch
+
     gen = torch.Generator().manual_seed(seed + 1)
 
     def near_identity(width: int, a: float, b: float) -> torch.Tensor:
