@@ -5,7 +5,7 @@ Hugging Face hub id (``HuggingFaceH4/MATH-500``, ``tatsu-lab/alpaca``). Either w
 rows come back in mo's own columns: ``user`` (the prompt) plus ``result`` (an integer gold
 answer, graded by :mod:`mlproject.grading`) or ``answer`` (a reference completion), and a
 stable ``key``. Every problem with the input is a :class:`~mlproject.errors.UserError`
-on the field ``dataset``.
+on the field ``dataset``, or on the setting the caller names (``field``).
 """
 from __future__ import annotations
 
@@ -41,32 +41,32 @@ def is_local(source: str) -> bool:
     )
 
 
-def check_local(source: str) -> str:
+def check_local(source: str, field: str = FIELD) -> str:
     """The ``datasets`` builder for a local file; a missing file or an unknown type is a UserError.
 
     Needs no import of ``datasets``, so a step checks its data before it loads anything.
     """
     path = Path(source).expanduser()
-    require(path.exists(), FIELD, source, "no such file")
+    require(path.exists(), field, source, "no such file")
     builder = BUILDERS.get(path.suffix.lower())
-    require(builder is not None, FIELD, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
+    require(builder is not None, field, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
     return builder
 
 
-def _load_local(source: str) -> datasets.Dataset:
+def _load_local(source: str, field: str) -> datasets.Dataset:
     """All rows of a local file, read by the ``datasets`` builder for its extension."""
     import datasets
 
     path = Path(source).expanduser()
-    builder = check_local(source)
+    builder = check_local(source, field)
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # noqa: BLE001 - a malformed file is the user's to fix
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(FIELD, source, f"could not be read as {builder}: {reason}") from exc
+        raise UserError(field, source, f"could not be read as {builder}: {reason}") from exc
 
 
-def _load_hub(source: str, split: str) -> datasets.Dataset:
+def _load_hub(source: str, split: str, field: str) -> datasets.Dataset:
     """One split of a hub dataset; any failure (offline, unknown id, bad split) is a UserError."""
     import datasets
 
@@ -77,19 +77,19 @@ def _load_hub(source: str, split: str) -> datasets.Dataset:
         try:
             target = huggingface_hub.snapshot_download(source, repo_type="dataset", local_files_only=True)
         except (LocalEntryNotFoundError, ValueError):
-            raise UserError(FIELD, source, "not a local file, not in the local Hugging Face cache, "
+            raise UserError(field, source, "not a local file, not in the local Hugging Face cache, "
                             "and the hub cannot be reached") from None
     try:
         return datasets.load_dataset(target, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types here
-        raise UserError(FIELD, source, "not found locally and could not be loaded from the hub (offline?)") from exc
+        raise UserError(field, source, "not found locally and could not be loaded from the hub (offline?)") from exc
 
 
-def load_rows(source: str, split: str, required: tuple[str, ...]) -> datasets.Dataset:
+def load_rows(source: str, split: str, required: tuple[str, ...], field: str = FIELD) -> datasets.Dataset:
     """Rows of ``source`` (local file or hub split), checked to have the ``required`` columns."""
-    table = _load_local(source) if is_local(source) else _load_hub(source, split)
+    table = _load_local(source, field) if is_local(source) else _load_hub(source, split, field)
     missing = [name for name in required if name not in table.column_names]
-    require(not missing, FIELD, source, f"missing column(s): {', '.join(missing)}")
+    require(not missing, field, source, f"missing column(s): {', '.join(missing)}")
     return table
 
 
@@ -118,7 +118,7 @@ def _gold_integer(value: Any) -> int | None:
 
 
 def load_math(
-    source: str, *, split: str = "test", strict: bool | None = None, limit: int | None = None
+    source: str, *, split: str = "test", strict: bool | None = None, limit: int | None = None, field: str = FIELD
 ) -> datasets.Dataset:
     """MATH-500-format problems (``problem``, ``answer``) with integer answers.
 
@@ -133,14 +133,14 @@ def load_math(
 
     _check_limit(limit)
     strict = is_local(source) if strict is None else strict
-    table = load_rows(source, split, ("problem", "answer"))
+    table = load_rows(source, split, ("problem", "answer"), field)
     out: dict[str, list] = {"user": [], "result": [], "key": []}
     for index, row in enumerate(table):
         if limit is not None and len(out["key"]) >= limit:
             break
         gold = _gold_integer(row["answer"])
         if gold is None:
-            require(not strict, FIELD, f"{source} row {index}", f"gold answer '{_text(row['answer'])}' is not an integer")
+            require(not strict, field, f"{source} row {index}", f"gold answer '{_text(row['answer'])}' is not an integer")
             continue
         out["user"].append(_text(row["problem"]) + MATH_INSTRUCTION)
         out["result"].append(gold)
@@ -151,7 +151,8 @@ def load_math(
     return datasets.Dataset.from_dict(out, features=features)
 
 
-def load_instructions(source: str, *, split: str = "train", limit: int | None = None) -> datasets.Dataset:
+def load_instructions(source: str, *, split: str = "train", limit: int | None = None,
+                      field: str = FIELD) -> datasets.Dataset:
     """Alpaca-format instructions (``instruction``, optional ``input``, ``output``).
 
     Returns columns ``user`` (the instruction, then a blank line and the input when there
@@ -161,7 +162,7 @@ def load_instructions(source: str, *, split: str = "train", limit: int | None = 
     import datasets
 
     _check_limit(limit)
-    table = load_rows(source, split, ("instruction", "output"))
+    table = load_rows(source, split, ("instruction", "output"), field)
     if limit is not None:
         table = table.select(range(min(limit, len(table))))
     out: dict[str, list] = {"user": [], "answer": [], "key": []}

@@ -90,8 +90,9 @@ def command(cfg: BaseConfig) -> str:
 def run(cfg: BaseConfig) -> dict[str, float]:
     """Build, train, save, evaluate and document the toy base model; returns its metrics.
 
-    The output folder is checked before the work (:mod:`pipelines.base_run`) imports torch,
-    transformers and MLflow, so a mistake costs a fraction of a second, not half a minute.
+    The settings and the output folder are checked before the work (:mod:`pipelines.base_run`)
+    imports torch, transformers and MLflow, so a mistake is reported in about a second rather
+    than after some eight seconds of imports.
     """
     require_folder(cfg.out, "out")
     from pipelines import base_run

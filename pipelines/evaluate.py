@@ -41,7 +41,7 @@ class EvalConfig:
             require(getattr(self, name) > 0, name.replace("_", "-"), getattr(self, name), "must be > 0")
         # in the order run() reads them; a data file's columns are checked once it is read
         if self.math_data != "toy" and realdata.is_local(self.math_data):
-            realdata.check_local(self.math_data)
+            realdata.check_local(self.math_data, "math-data")
         modelref.check(modelref.resolve(self.model))
 
 
@@ -49,7 +49,7 @@ def run(cfg: EvalConfig) -> dict[str, float]:
     """Evaluate ``cfg.model``; metrics are logged to an MLflow run and returned."""
     # Inputs are checked and loaded before the run starts: a bad one leaves no run behind. The
     # data needs only ``datasets``, so a file with a bad row fails before torch is imported.
-    math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math)
+    math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math, field="math-data")
     import mlflow
 
     from mlproject import evaluation, models, tracking

