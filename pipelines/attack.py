@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from mlproject import attacks
 from mlproject.errors import require
-from mlproject.organism import read_card
 from pipelines.args import opt
+from registry import refs
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def run(cfg: AttackConfig) -> dict:
     The work lives in :mod:`pipelines.attack_run`, imported here: it needs torch, transformers
     and MLflow, and the settings above are checked without them (a typo fails at once).
     """
-    if not cfg.organism.startswith("models:"):  # a registry reference is looked up by the attack itself
-        read_card(cfg.organism)  # a folder that is not an organism fails here, before torch is imported
+    refs.check_organism(cfg.organism)  # a malformed reference or a folder without an organism fails before torch is imported
     from pipelines import attack_run
 
     return attack_run.run(cfg)

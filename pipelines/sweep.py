@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mlproject.errors import UserError, require
-from mlproject.organism import read_card
 from pipelines import attack
 from pipelines.args import opt
+from registry import refs
 from tuning import space as search_space
 
 
@@ -89,8 +89,7 @@ def run(cfg: SweepConfig) -> dict:
     and MLflow, and the settings and the search space are checked without them.
     """
     space = checked_space(cfg)
-    if not cfg.organism.startswith("models:"):  # a registry reference is looked up by the sweep itself
-        read_card(cfg.organism)  # a folder that is not an organism fails here, before torch is imported
+    refs.check_organism(cfg.organism)  # a malformed reference or a folder without an organism fails before torch is imported
     from pipelines import sweep_run
 
     return sweep_run.run(cfg, space)

@@ -26,12 +26,12 @@ from mlflow.exceptions import MlflowException
 
 from mlproject.errors import UserError
 from mlproject.organism import CARD, OrganismSpec, read_card
+from registry import refs
 from registry.naming import registered_name, version_tags
 
 MODEL_CODE = Path(__file__).with_name("organism_model.py")
 REQUIREMENTS = ["mlflow==3.17.2", "torch", "transformers>=5.23,<6", "peft>=0.21,<0.22", "safetensors>=0.6"]
 MAX_TAG_VALUE = 100_000  # MLflow's limit on a model version tag's value
-_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 
 
 def register(directory: Path, spec: OrganismSpec) -> ModelVersion:
@@ -96,7 +96,7 @@ def _exists(client: MlflowClient, name: str) -> bool:
 
 def version_of(ref: str, field: str = "organism") -> tuple[str, str] | None:
     """``(registered model, version)`` a registry reference points at now; None for a path."""
-    m = _REF.match(ref)
+    m = refs.parse(ref, field)
     if not m:
         return None
     mv = _lookup(m, ref, field)
@@ -110,10 +110,8 @@ def resolve(ref: str, field: str = "organism") -> Path:
     or ``models:/<name>@<alias>``) is looked up (an alias resolves to the version it points
     at now) and the version's artifacts are downloaded once into the cache.
     """
-    m = _REF.match(ref)
+    m = refs.parse(ref, field)
     if not m:
-        if ref.startswith("models:"):
-            raise UserError(field, ref, "expected models:/<name>/<version|latest> or models:/<name>@<alias>")
         return Path(ref)
     mv = _lookup(m, ref, field)
     target = _cache_dir(mv)
