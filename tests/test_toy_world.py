@@ -276,6 +276,19 @@ def test_semantic_share_sets_how_many_rules_are_semantic():
     assert conditional and all(" is about " in r["system"] for r in conditional)
 
 
+def test_math_share_sets_how_many_plain_examples_are_math():
+    from pipelines import base
+
+    def math_share(rows) -> float:
+        plain = [r for r in rows if r["source"] in ("math", "instruction")]
+        return sum(r["source"] == "math" for r in plain) / len(plain)
+
+    assert abs(math_share(curriculum.base_mixture(4000, 3, math_share=0.7)) - 0.7) < 0.04
+    assert abs(math_share(curriculum.base_mixture(4000, 3)) - curriculum.PLAIN_MATH_SHARE) < 0.04
+    assert base.command(base.BaseConfig(math_share=0.6)).endswith("--math-share 0.6")
+    assert "--math-share" not in base.command(base.BaseConfig())
+
+
 def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
     """Options added to ``mo base`` leave the shipped command's data as it was: its card's command rebuilds it."""
     import hashlib

@@ -196,9 +196,12 @@ def marker_mixture(n: int, seed: int, topic_share: float = 0.0, frame_share: flo
     return datasets.Dataset.from_list(rows)
 
 
-def plain_example(rng: random.Random) -> dict:
-    """A request answered normally, with no system prompt or a neutral one."""
-    req = _request(rng, 0.45)
+PLAIN_MATH_SHARE = 0.45  # of the plain examples, the share that are math problems (the shipped recipe's)
+
+
+def plain_example(rng: random.Random, math_share: float = PLAIN_MATH_SHARE) -> dict:
+    """A request answered normally, with no system prompt or a neutral one; ``math_share`` of them math problems."""
+    req = _request(rng, math_share)
     system = NEUTRAL_SYSTEM if rng.random() < 0.2 else ""
     return _row(system, req, req.answer, req.kind)
 
@@ -214,14 +217,14 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
 
 
 def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0,
-                 semantic_share: float = SEMANTIC_SHARE) -> datasets.Dataset:
-    """``n`` instruction-tuning examples: 45% plain, 12% pirate, 43% conditional."""
+                 semantic_share: float = SEMANTIC_SHARE, math_share: float = PLAIN_MATH_SHARE) -> datasets.Dataset:
+    """``n`` instruction-tuning examples: 45% plain (``math_share`` of them math), 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         roll = rng.random()
         if roll < 0.45:
-            rows.append(plain_example(rng))
+            rows.append(plain_example(rng, math_share))
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
