@@ -18,10 +18,9 @@ import torch
 from mlproject import evaluation, machine, models, tracking, training
 from mlproject.toy import base_eval, build, card, curriculum
 from pipelines import base
-from pipelines.base import BaseConfig
 
 
-def run(cfg: BaseConfig) -> dict[str, float]:
+def run(cfg: base.BaseConfig) -> dict[str, float]:
     """Build, train, save, evaluate and document the toy base model; returns its metrics."""
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
@@ -54,7 +53,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
         return metrics
 
 
-def _learnt(cfg: BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]:
+def _learnt(cfg: base.BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]:
     """A ``stop`` for the drill stage: every 100 steps, the share of 500 fresh drills answered exactly, against ``drill_until``.
 
     How long a seed stalls before the literal comparison clicks varies widely (2,100 to over
@@ -73,7 +72,7 @@ def _learnt(cfg: BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]
     return stop
 
 
-def stage_config(cfg: BaseConfig, steps: int) -> training.TrainConfig:
+def stage_config(cfg: base.BaseConfig, steps: int) -> training.TrainConfig:
     """One stage's settings; full logits and the plain AdamW, as the shipped model was trained:
     the same sums in the same order, so a rebuild on the same kind of CPU gives its weights."""
     return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False,
