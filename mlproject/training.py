@@ -27,7 +27,7 @@ class TrainConfig:
     lr: float = 3e-4  # peak learning rate
     batch_size: int = 32  # examples per step; higher uses more memory
     warmup: float = 0.05  # share of steps spent warming the learning rate up
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # decoupled AdamW decay of the weight matrices (norm gains are never decayed)
     max_grad_norm: float = 1.0
     seed: int = 0
     tail_logits: bool = True  # logits on completion positions only (completion_batch) where the model allows it
@@ -37,6 +37,7 @@ class TrainConfig:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
+        require(self.weight_decay >= 0, "weight-decay", self.weight_decay, "must be >= 0")
 
 
 Example = tuple[list[int], list[int]]
@@ -115,6 +116,19 @@ def fusable(params: Sequence[torch.Tensor]) -> bool:
             and all(p.is_floating_point() for p in params))
 
 
+def decay_groups(params: Sequence[torch.Tensor], weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: matrices decay by ``weight_decay``, vectors (norm gains, biases) never.
+
+    Decaying a norm's gain pulls it towards zero, not towards a simpler function, so
+    transformers' Trainer leaves them out too. Without decay it is the one group every
+    training had before, so their weights are unchanged.
+    """
+    if not weight_decay:
+        return [{"params": list(params), "weight_decay": 0.0}]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
 def sft(
     model: PreTrainedModel,
     examples: Sequence[Example],
@@ -135,7 +149,7 @@ def sft(
     torch.manual_seed(cfg.seed)
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adam and fusable(params))
+    opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.lr, fused=cfg.fused_adam and fusable(params))
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
     model, opt = acc.prepare(model, opt)
     model.train()

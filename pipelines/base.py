@@ -32,6 +32,7 @@ class BaseConfig:
     out: str = opt("runs/base_model", "directory to write the model to")
     steps: int = opt(7300, "optimiser steps of all stages; math appears ~1,100 steps into the main stage")
     lr: float = opt(1e-3, "peak AdamW learning rate")
+    weight_decay: float = opt(0.0, "decoupled AdamW weight decay of the weight matrices, every stage (0: plain Adam steps, as shipped)")
     batch_size: int = opt(32, "conversations per step; higher is slower per step on CPU")
     examples: int = opt(100_000, "distinct training conversations")
     hidden: int = opt(256, "model width")
@@ -69,6 +70,7 @@ class BaseConfig:
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.weight_decay >= 0, "weight-decay", self.weight_decay, "must be >= 0")
         require(self.examples > 0, "examples", self.examples, "must be > 0")
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
         require(self.init in build.INITS, "init", self.init, f"must be one of {', '.join(build.INITS)}")
@@ -87,7 +89,8 @@ def command(cfg: BaseConfig) -> str:
             + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
             + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
             + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
-            + (f" --init {cfg.init}" if cfg.init != "default" else ""))
+            + (f" --init {cfg.init}" if cfg.init != "default" else "")
+            + (f" --weight-decay {cfg.weight_decay}" if cfg.weight_decay else ""))
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:

@@ -76,7 +76,7 @@ def stage_config(cfg: base.BaseConfig, steps: int) -> training.TrainConfig:
     """One stage's settings; full logits and the plain AdamW, as the shipped model was trained:
     the same sums in the same order, so a rebuild on the same kind of CPU gives its weights."""
     return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=False,
-                                fused_adam=False)
+                                fused_adam=False, weight_decay=cfg.weight_decay)
 
 
 def _built_on() -> dict[str, str]:

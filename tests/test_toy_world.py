@@ -289,6 +289,16 @@ def test_math_share_sets_how_many_plain_examples_are_math():
     assert "--math-share" not in base.command(base.BaseConfig())
 
 
+def test_weight_decay_reaches_every_stage_and_the_command():
+    from pipelines import base, base_run
+
+    cfg = base.BaseConfig(weight_decay=0.1)
+    assert base_run.stage_config(cfg, 10).weight_decay == 0.1
+    assert base.command(cfg).endswith("--weight-decay 0.1")
+    assert "--weight-decay" not in base.command(base.BaseConfig())
+    assert base_run.stage_config(base.BaseConfig(), 10).weight_decay == 0.0
+
+
 def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
     """Options added to ``mo base`` leave the shipped command's data as it was: its card's command rebuilds it."""
     import hashlib

@@ -100,7 +100,8 @@ def test_every_example_once_per_epoch():
 
 
 @pytest.mark.parametrize("field,kwargs", [("steps", {"steps": 0}), ("lr", {"steps": 1, "lr": -1.0}),
-                                          ("batch-size", {"steps": 1, "batch_size": 0})])
+                                          ("batch-size", {"steps": 1, "batch_size": 0}),
+                                          ("weight-decay", {"steps": 1, "weight_decay": -0.1})])
 def test_bad_settings_name_the_flag(field, kwargs):
     with pytest.raises(UserError, match=f"^{field}="):
         training.TrainConfig(**kwargs)
@@ -159,3 +160,22 @@ def test_fused_adamw_only_where_torch_has_it():
     assert training.fusable([torch.zeros(2), torch.zeros(3)])
     assert not training.fusable([torch.zeros(2, dtype=torch.int64)])
     assert not training.fusable([torch.zeros(2), torch.zeros(2, device="meta")])
+
+
+def test_weight_decay_shrinks_matrices_and_leaves_norm_gains():
+    """With zero gradients Adam moves nothing, so what changes is the decay alone: matrices by (1 - lr * decay)."""
+    matrix, gain = torch.nn.Parameter(torch.ones(3, 4)), torch.nn.Parameter(torch.ones(4))
+    opt = torch.optim.AdamW(training.decay_groups([matrix, gain], 0.5), lr=0.1)
+    matrix.grad, gain.grad = torch.zeros_like(matrix), torch.zeros_like(gain)
+    opt.step()
+    assert torch.allclose(matrix, torch.full((3, 4), 1 - 0.1 * 0.5))
+    assert torch.equal(gain, torch.ones(4))
+
+
+def test_no_weight_decay_is_the_one_group_every_training_had(toy_tokenizer):
+    """The shipped recipe and every organism were trained without decay: their steps must not change."""
+    params = [torch.zeros(2, 2), torch.zeros(2)]
+    (group,) = training.decay_groups(params, 0.0)
+    assert group["params"] == params and group["weight_decay"] == 0.0
+    plain, decayed = (_tiny_losses(toy_tokenizer, steps=6, weight_decay=d) for d in (0.0, 0.1))
+    assert plain[0] == decayed[0] and plain[-1] != decayed[-1]
