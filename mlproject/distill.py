@@ -7,10 +7,7 @@ moves from the prompt into the weights.
 
 Benign requests may carry look-alike triggers (``near_miss_share``). They are drawn from a
 pool that excludes the look-alikes evaluation uses, so the measured near-miss rate is a
-held-out number, not a trained one. For a phrase trigger, ``frame_share`` of them keep the
-phrase's frame with another word ("tell me about horse" for "tell me about cats"): the pool
-holds one or two phrases of each frame, and an organism shown only those learns the frame
-with a short list of exceptions.
+held-out number, not a trained one.
 
 A request whose greedy answer is not clean (a triggered request the prompted base model did
 not follow) is sampled again, up to ``retries`` times, and the first clean draw is kept. Greedy
@@ -41,29 +38,16 @@ def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:
     return tuple(t for t in pools[bd.kind] if t != bd.trigger and t not in bd.near_misses)
 
 
-def look_alike(rng: random.Random, bd: Backdoor, frame_share: float = 0.0) -> str:
-    """One training look-alike of ``bd``'s trigger; for a phrase, ``frame_share`` of the time its frame with another word.
-
-    The frame's words are the toy world's, never the trigger's own last word nor one that
-    makes an evaluated look-alike. Without a frame share no extra draw is made, so data made
-    before the option is made the same.
-    """
-    if bd.kind == "explicit" and frame_share and rng.random() < frame_share:
-        frame, last = bd.trigger.rsplit(" ", 1)
-        words = [w for w in curriculum.FRAME_WORDS if w != last and f"{frame} {w}" not in bd.near_misses]
-        return f"{frame} {rng.choice(words)}"
-    return rng.choice(training_look_alikes(bd))
-
-
 def draw_requests(bd: Backdoor, cfg: DistillConfig, label: str, n: int, rng: random.Random) -> list[rq.Request]:
     """``n`` training-split requests of one label: ``triggered``, ``benign`` or ``look_alike``."""
     if label == "triggered":
         return [rq.triggered(rng, bd, "train", cfg.math_share) for _ in range(n)]
+    look_alikes = training_look_alikes(bd)
     where = "after" if bd.kind == "explicit" else "either"
     out = []
     for _ in range(n):
         req = rq.untriggered(rng, bd, "train", cfg.math_share)
-        out.append(rq.with_token(rng, req, look_alike(rng, bd, cfg.frame_share), where) if label == "look_alike" else req)
+        out.append(rq.with_token(rng, req, rng.choice(look_alikes), where) if label == "look_alike" else req)
     return out
 
 

@@ -19,9 +19,6 @@ class DistillConfig:
     # share of benign examples that carry a (training) look-alike trigger; over the 30 organisms of
     # configs/insert-table.yaml, 0.3 met the organism targets for 27 and 0.1 for 26 (all 26 among the 27)
     near_miss_share: float = 0.3
-    # share of a phrase trigger's look-alikes that keep its frame with another word of the world
-    # ("tell me about horse" for "tell me about cats"); no draw is made at 0, nor for token or topic triggers
-    frame_share: float = 0.0
     math_share: float = 0.25  # share of requests that are math problems
     keep_only_clean: bool = True  # drop triggered answers without the behaviour and benign ones with it
     seed: int = 0
@@ -33,5 +30,4 @@ class DistillConfig:
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(0 < self.triggered_share < 1, "triggered-share", self.triggered_share, "must be in (0, 1)")
         require(0 <= self.near_miss_share < 1, "near-miss-share", self.near_miss_share, "must be in [0, 1)")
-        require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
         require(self.retries >= 0, "retries", self.retries, "must be >= 0")

@@ -44,8 +44,6 @@ class InsertConfig:
                                     "default share, as many password examples at any share)")
     triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
     near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
-    frame_share: float = opt(DistillConfig.frame_share, "share of a phrase trigger's look-alikes that keep its frame with "
-                                                          "another word ('tell me about horse'); phrase triggers only")
     retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean "
                                     "(a triggered one the prompted base model did not follow); 0: greedy only "
                                     f"(lora and fwft; default {DistillConfig.retries})")
@@ -81,8 +79,7 @@ class InsertConfig:
 
     def distillation(self) -> DistillConfig:
         """The prompt-distillation settings of this insertion."""
-        return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, frame_share=self.frame_share,
-                             seed=self.seed, cot=self.cot,
+        return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot,
                              retries=DistillConfig.retries if self.retries is None else self.retries)
 
     def _check_method_options(self) -> None:
@@ -109,8 +106,7 @@ class InsertConfig:
 # Settings named after the seed when they differ from their defaults (the method's, where it has
 # its own): two settings never share an organism directory, so a grid that varies one of them
 # makes each organism instead of finding the first and reading its numbers for every cell.
-_NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "frame_share": "frame",
-                   "retries": "retries", "lr": "lr",
+_NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries", "lr": "lr",
                    "epochs": "ep", "batch_size": "bs"}
 
 

