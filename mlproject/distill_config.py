@@ -17,8 +17,10 @@ class DistillConfig:
     samples: int = 2000  # examples kept
     triggered_share: float = 0.5  # share of examples that carry the trigger
     # share of benign examples that carry a (training) look-alike trigger; over the 30 organisms of
-    # configs/insert-table.yaml, 0.3 met the organism targets for 27 and 0.1 for 26 (all 26 among the 27)
-    near_miss_share: float = 0.3
+    # configs/insert-table.yaml, 0.5 met the organism targets for 28 at seed 0 and 28 at seed 1, 0.3 for
+    # 28 and 27 (0.1 for 26 at seed 0, an older setting), and 0.5 lowered the lasting cats_explicit
+    # near miss in three of four organisms (docs/insert-table.md)
+    near_miss_share: float = 0.5
     math_share: float = 0.25  # share of requests that are math problems
     keep_only_clean: bool = True  # drop triggered answers without the behaviour and benign ones with it
     seed: int = 0
