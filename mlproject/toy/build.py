@@ -26,8 +26,15 @@ def build_tokenizer(seed: int, n_texts: int = 20_000) -> PreTrainedTokenizerFast
     return train_tokenizer(texts, VOCAB_SIZE)
 
 
-def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4, head_dim: int = 64) -> LlamaConfig:
-    """A small Llama: ``hidden`` wide, ``layers`` deep, ``hidden / head_dim`` heads, tied embeddings."""
+INIT_STD = 0.02  # transformers' Llama default, with which the shipped weights were drawn
+
+
+def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4, head_dim: int = 64,
+                 init_std: float = INIT_STD) -> LlamaConfig:
+    """A small Llama: ``hidden`` wide, ``layers`` deep, ``hidden / head_dim`` heads, tied embeddings.
+
+    ``init_std`` is the standard deviation of every initial weight matrix and embedding.
+    """
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -42,6 +49,7 @@ def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: 
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        initializer_range=init_std,
     )
 
 
