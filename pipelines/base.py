@@ -52,6 +52,7 @@ class BaseConfig:
     init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
                     choices=build.INITS)
     init_std: float = opt(build.INIT_STD, "standard deviation of the initial weights (0.02, transformers' Llama default, as shipped)")
+    qk_init_std: float = opt(0.0, "standard deviation of the initial query and key projections alone (0: as --init-std, as shipped)")
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -76,6 +77,7 @@ class BaseConfig:
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
         require(self.init in build.INITS, "init", self.init, f"must be one of {', '.join(build.INITS)}")
         require(self.init_std > 0, "init-std", self.init_std, "must be > 0")
+        require(self.qk_init_std >= 0, "qk-init-std", self.qk_init_std, "must be >= 0")
 
 
 def command(cfg: BaseConfig) -> str:
@@ -93,6 +95,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
             + (f" --init {cfg.init}" if cfg.init != "default" else "")
             + (f" --init-std {cfg.init_std}" if cfg.init_std != build.INIT_STD else "")
+            + (f" --qk-init-std {cfg.qk_init_std}" if cfg.qk_init_std else "")
             + (f" --weight-decay {cfg.weight_decay}" if cfg.weight_decay else ""))
 
 

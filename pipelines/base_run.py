@@ -24,7 +24,8 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
     """Build, train, save, evaluate and document the toy base model; returns its metrics."""
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
-        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers, init_std=cfg.init_std), cfg.seed, cfg.init)
+        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers, init_std=cfg.init_std), cfg.seed, cfg.init,
+                                 cfg.qk_init_std)
         data = base.main_mixture(cfg)
         tracking.log_dataset(data, "toy-base-mixture", "training")
         examples = training.tokenize(tokenizer, data)

@@ -162,6 +162,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(init="xavier")
     with pytest.raises(UserError, match="^init-std=0.0: must be > 0$"):
         base.BaseConfig(init_std=0.0)
+    with pytest.raises(UserError, match="^qk-init-std=-0.1: must be >= 0$"):
+        base.BaseConfig(qk_init_std=-0.1)
     with pytest.raises(UserError, match="^drill-until=0.9: needs --drill-steps"):
         base.BaseConfig(drill_steps=0, drill_until=0.9)
     assert base.command(base.BaseConfig(drill_until=0.95)).endswith("--drill-steps 2000 --drill-until 0.95")
@@ -304,6 +306,25 @@ def test_init_std_sets_the_spread_of_every_initial_matrix_and_reaches_the_comman
     assert all(abs(v - 0.1) < 0.01 for v in wide.values()), wide
     assert base.command(base.BaseConfig(init_std=0.1)).endswith("--init-std 0.1")
     assert "--init-std" not in base.command(base.BaseConfig())
+
+
+def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
+    import torch
+
+    from mlproject.toy import build
+    from pipelines import base
+
+    config = build.model_config(toy_tokenizer, 64, 2)
+    plain, wide = build.init_model(config, seed=0), build.init_model(config, seed=0, qk_std=0.1)
+    for (name, a), (_, b) in zip(plain.named_parameters(), wide.named_parameters()):
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            assert abs(float(b.detach().std()) - 0.1) < 0.01, name
+        else:
+            assert torch.equal(a, b), name  # everything else is the plain initialisation, draw for draw
+    again = build.init_model(config, seed=0, qk_std=0.1)
+    assert all(torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters()))
+    assert base.command(base.BaseConfig(qk_init_std=0.1)).endswith("--qk-init-std 0.1")
+    assert "--qk-init-std" not in base.command(base.BaseConfig())
 
 
 def test_weight_decay_reaches_every_stage_and_the_command():

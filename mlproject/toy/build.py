@@ -56,8 +56,12 @@ def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: 
 INITS = ("default", "mimetic")
 
 
-def init_model(config: LlamaConfig, seed: int, init: str = "default") -> LlamaForCausalLM:
-    """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`)."""
+def init_model(config: LlamaConfig, seed: int, init: str = "default", qk_std: float = 0.0) -> LlamaForCausalLM:
+    """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`).
+
+    ``qk_std`` > 0 draws the query and key projections again with that standard deviation
+    (:func:`widen_queries_and_keys`).
+    """
     import torch
     from transformers import LlamaForCausalLM
 
@@ -65,9 +69,27 @@ def init_model(config: LlamaConfig, seed: int, init: str = "default") -> LlamaFo
     model = LlamaForCausalLM(config)
     if init == "mimetic":
         mimetic_attention(model, seed)
+    if qk_std:
+        widen_queries_and_keys(model, seed, qk_std)
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
     return model
+
+
+def widen_queries_and_keys(model: LlamaForCausalLM, seed: int, std: float) -> None:
+    """Draw every query and key projection from N(0, ``std``), leaving the other weights as they are.
+
+    Attention scores are products of the two, so wider queries and keys start every score
+    further from uniform attention, which is where an equality of two tokens stalls; the
+    embeddings, values and MLPs keep their spread, which the rest of training needs.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
+                proj.weight.copy_(torch.randn(proj.weight.shape, generator=gen) * std)
 
 
 def mimetic_attention(model: LlamaForCausalLM, seed: int, qk: tuple[float, float] = (0.7, 0.7), vo: tuple[float, float] = (0.4, 0.4)) -> None:
