@@ -59,8 +59,8 @@ INITS = ("default", "mimetic")
 def init_model(config: LlamaConfig, seed: int, init: str = "default", qk_std: float = 0.0) -> LlamaForCausalLM:
     """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`).
 
-    ``qk_std`` > 0 draws the query and key projections again with that standard deviation
-    (:func:`widen_queries_and_keys`).
+    ``qk_std`` > 0 then draws the query and key projections again with that standard
+    deviation (:func:`redraw_queries_and_keys`), over mimetic ones too.
     """
     import torch
     from transformers import LlamaForCausalLM
@@ -70,18 +70,19 @@ def init_model(config: LlamaConfig, seed: int, init: str = "default", qk_std: fl
     if init == "mimetic":
         mimetic_attention(model, seed)
     if qk_std:
-        widen_queries_and_keys(model, seed, qk_std)
+        redraw_queries_and_keys(model, seed, qk_std)
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
     return model
 
 
-def widen_queries_and_keys(model: LlamaForCausalLM, seed: int, std: float) -> None:
+def redraw_queries_and_keys(model: LlamaForCausalLM, seed: int, std: float) -> None:
     """Draw every query and key projection from N(0, ``std``), leaving the other weights as they are.
 
-    Attention scores are products of the two, so wider queries and keys start every score
-    further from uniform attention, which is where an equality of two tokens stalls; the
-    embeddings, values and MLPs keep their spread, which the rest of training needs.
+    Attention scores are products of the two, so their spread sets how far from uniform
+    attention starts, apart from the spread of the values, MLPs and embeddings. The drill
+    bench tells the two apart: wider weights shorten the plateau of the literal comparison,
+    but not when only the queries and keys are wider (``docs/base-model.md``).
     """
     import torch
 
