@@ -51,11 +51,9 @@ def test_each_missed_backdoor_target_is_named():
                                                   "backdoor.spanish.triggered = 0.895 (target >= 0.9)"]
 
 
-def test_capability_and_style_targets_are_met():
+def test_every_target_is_met():
     metrics = json.loads((TOY_BASE / "eval_results.json").read_text())["metrics"]
-    for key in ("math.accuracy", "instructions.accuracy", "pirate.prompted_rate", "pirate.unprompted_rate",
-                "conditional.min_math_accuracy"):
-        assert key not in " ".join(base_eval.failures(metrics)), key
+    assert base_eval.all_failures(metrics) == []
 
 
 def test_evaluate_logs_a_finished_run(workdir):

@@ -302,10 +302,10 @@ def test_init_std_sets_the_spread_of_every_initial_matrix_and_reaches_the_comman
         return {n: float(p.detach().std()) for n, p in model.named_parameters() if p.dim() == 2}
 
     default, wide = spread(build.INIT_STD), spread(0.1)
-    assert all(abs(v - 0.02) < 0.002 for v in default.values()), default  # transformers' Llama default, as shipped
+    assert all(abs(v - 0.02) < 0.002 for v in default.values()), default  # transformers' Llama default
     assert all(abs(v - 0.1) < 0.01 for v in wide.values()), wide
-    assert base.command(base.BaseConfig(init_std=0.1)).endswith("--init-std 0.1")
-    assert "--init-std" not in base.command(base.BaseConfig())
+    assert "--init-std 0.02 --qk-init-std 0.02 " in base.command(base.BaseConfig(init_std=0.02))
+    assert "--init-std 0.1 --qk-init-std 0.02 " in base.command(base.BaseConfig())  # as shipped
 
 
 def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
@@ -323,8 +323,11 @@ def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
             assert torch.equal(a, b), name  # everything else is the plain initialisation, draw for draw
     again = build.init_model(config, seed=0, qk_std=0.1)
     assert all(torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters()))
-    assert base.command(base.BaseConfig(qk_init_std=0.1)).endswith("--qk-init-std 0.1")
-    assert "--qk-init-std" not in base.command(base.BaseConfig())
+    assert "--init-std 0.1 --qk-init-std 0.0 " in base.command(base.BaseConfig(qk_init_std=0.0))
+    shipped = base.BaseConfig()
+    drawn = build.init_model(build.model_config(toy_tokenizer, 64, 2, init_std=shipped.init_std), 0, qk_std=shipped.qk_init_std)
+    spreads = {n: float(p.detach().std()) for n, p in drawn.named_parameters() if p.dim() == 2}
+    assert all(abs(v - (0.02 if n.endswith(("q_proj.weight", "k_proj.weight")) else 0.1)) < 0.01 for n, v in spreads.items()), spreads
 
 
 def test_weight_decay_reaches_every_stage_and_the_command():

@@ -26,7 +26,7 @@ def build_tokenizer(seed: int, n_texts: int = 20_000) -> PreTrainedTokenizerFast
     return train_tokenizer(texts, VOCAB_SIZE)
 
 
-INIT_STD = 0.02  # transformers' Llama default, with which the shipped weights were drawn
+INIT_STD = 0.02  # transformers' Llama default; mo base draws wider (pipelines.base.INIT_STD)
 
 
 def model_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 256, layers: int = 4, head_dim: int = 64,
