@@ -293,13 +293,17 @@ def test_math_share_sets_how_many_plain_examples_are_math():
     assert "--math-share" not in base.command(base.BaseConfig())
 
 
+def _spreads(model) -> dict[str, float]:
+    """The standard deviation of every weight matrix and embedding, by name."""
+    return {n: float(p.detach().std()) for n, p in model.named_parameters() if p.dim() == 2}
+
+
 def test_init_std_sets_the_spread_of_every_initial_matrix_and_reaches_the_command(toy_tokenizer):
     from mlproject.toy import build
     from pipelines import base
 
     def spread(std: float) -> dict[str, float]:
-        model = build.init_model(build.model_config(toy_tokenizer, 64, 1, init_std=std), seed=0)
-        return {n: float(p.detach().std()) for n, p in model.named_parameters() if p.dim() == 2}
+        return _spreads(build.init_model(build.model_config(toy_tokenizer, 64, 1, init_std=std), seed=0))
 
     default, wide = spread(build.INIT_STD), spread(0.1)
     assert all(abs(v - 0.02) < 0.002 for v in default.values()), default  # transformers' Llama default
@@ -326,7 +330,7 @@ def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
     assert "--init-std 0.1 --qk-init-std 0.0 " in base.command(base.BaseConfig(qk_init_std=0.0))
     shipped = base.BaseConfig()
     drawn = build.init_model(build.model_config(toy_tokenizer, 64, 2, init_std=shipped.init_std), 0, qk_std=shipped.qk_init_std)
-    spreads = {n: float(p.detach().std()) for n, p in drawn.named_parameters() if p.dim() == 2}
+    spreads = _spreads(drawn)
     assert all(abs(v - (0.02 if n.endswith(("q_proj.weight", "k_proj.weight")) else 0.1)) < 0.01 for n, v in spreads.items()), spreads
 
 
