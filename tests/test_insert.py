@@ -62,6 +62,8 @@ def test_fwft_and_lora_merged_save_full_weights(workdir):
         card = json.loads((out / "organism.json").read_text())
         assert card["method"] == cfg.method and card["data_fingerprint"] == spec.data_fingerprint
         assert {"triggered_rate", "untriggered_rate", "near_miss_rate", "capability"} <= set(spec.metrics)
+        split = {k for k in card["metrics"] if k.startswith("near_miss_rate.")}
+        assert split and split <= {"near_miss_rate.DEPLOY", "near_miss_rate.ALPHA"}  # per look-alike, on the card
 
 
 def test_password_organism_measures_both_sides(workdir):

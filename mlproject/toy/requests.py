@@ -112,13 +112,13 @@ def untriggered(rng: random.Random, backdoor: Backdoor, split: Split, math_share
     return instruction(rng, split, _not_topics(exclude))
 
 
-def near_miss(rng: random.Random, backdoor: Backdoor, split: Split) -> Request:
-    """A request with a look-alike of the trigger: a similar token, a neighbouring topic, a similar phrase."""
+def near_miss(rng: random.Random, backdoor: Backdoor, split: Split) -> tuple[str, Request]:
+    """A look-alike of the trigger (a similar token, a neighbouring topic, a similar phrase) and a request with it."""
     miss = rng.choice(backdoor.near_misses)
     if backdoor.kind == "semantic":
-        return instruction(rng, split, (miss,))
+        return miss, instruction(rng, split, (miss,))
     base = instruction(rng, split, _not_topics(()))
-    return with_token(rng, base, miss, "after" if backdoor.kind == "explicit" else "either")
+    return miss, with_token(rng, base, miss, "after" if backdoor.kind == "explicit" else "either")
 
 
 def _not_topics(exclude: tuple[str, ...]) -> tuple[str, ...]:

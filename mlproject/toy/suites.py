@@ -9,8 +9,8 @@ from mlproject.toy import requests as rq
 from mlproject.toy.styles import PIRATE_SYSTEM
 
 
-def _probe(group: str, system: str, req: rq.Request) -> Probe:
-    return Probe(group, system, req.user, req.answer, req.result)
+def _probe(group: str, system: str, req: rq.Request, look_alike: str = "") -> Probe:
+    return Probe(group, system, req.user, req.answer, req.result, look_alike)
 
 
 def math(n: int, seed: int, system: str = "", group: str = "math") -> list[Probe]:
@@ -34,10 +34,10 @@ def backdoor(bd: Backdoor, n: int, seed: int, system: str = "", prefix: str = ""
     """Triggered, untriggered and near-miss requests for ``bd`` (``n`` of each), held out.
 
     Groups: ``<prefix>triggered``, ``<prefix>untriggered`` (no trigger), ``<prefix>near_miss``
-    (a look-alike trigger). ``system`` is the prompt the model sees (a prompted organism's).
+    (a look-alike trigger, named in each probe's ``look_alike``). ``system`` is the prompt the model sees (a prompted organism's).
     """
     rng = random.Random(f"backdoor/{bd.id}/{seed}")
     out = [_probe(prefix + "triggered", system, rq.triggered(rng, bd, "heldout")) for _ in range(n)]
     out += [_probe(prefix + "untriggered", system, rq.untriggered(rng, bd, "heldout")) for _ in range(n)]
-    out += [_probe(prefix + "near_miss", system, rq.near_miss(rng, bd, "heldout")) for _ in range(n)]
+    out += [_probe(prefix + "near_miss", system, req, miss) for miss, req in (rq.near_miss(rng, bd, "heldout") for _ in range(n))]
     return out
