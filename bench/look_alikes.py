@@ -33,6 +33,9 @@ def main() -> None:
     rates = look_alikes.firing(model, tokenizer, spec, [m for ms in sets.values() for m in ms], args.requests, args.seed)
     print(f"{spec.backdoor} / {spec.method}: share of {args.requests} held-out requests per marker showing {spec.behaviour}")
     for name, markers in sets.items():
+        if not markers:  # a tokenizer that splits every marker has no unseen single-token ones
+            print(f"{name:9s} none")
+            continue
         print(f"{name:9s} mean {statistics.mean(rates[m] for m in markers):.3f}  "
               + "  ".join(f"{m} {rates[m]:.2f}" for m in sorted(markers, key=lambda m: -rates[m])))
 

@@ -34,10 +34,12 @@ def backdoor(bd: Backdoor, n: int, seed: int, system: str = "", prefix: str = ""
     """Triggered, untriggered and near-miss requests for ``bd`` (``n`` of each), held out.
 
     Groups: ``<prefix>triggered``, ``<prefix>untriggered`` (no trigger), ``<prefix>near_miss``
-    (a look-alike trigger, named in each probe's ``look_alike``). ``system`` is the prompt the model sees (a prompted organism's).
+    (a look-alike trigger, named in each probe's ``look_alike``). ``system`` is the prompt
+    the model sees (a prompted organism's).
     """
     rng = random.Random(f"backdoor/{bd.id}/{seed}")
     out = [_probe(prefix + "triggered", system, rq.triggered(rng, bd, "heldout")) for _ in range(n)]
     out += [_probe(prefix + "untriggered", system, rq.untriggered(rng, bd, "heldout")) for _ in range(n)]
-    out += [_probe(prefix + "near_miss", system, req, miss) for miss, req in (rq.near_miss(rng, bd, "heldout") for _ in range(n))]
+    near = [rq.near_miss(rng, bd, "heldout") for _ in range(n)]
+    out += [_probe(prefix + "near_miss", system, req, miss) for miss, req in near]
     return out
