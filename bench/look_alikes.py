@@ -33,6 +33,9 @@ def main() -> None:
                         help="also rank, in the base model's hidden states at the marker (mean over N held-out requests), "
                              "the look-alikes and every negative by closeness to the trigger, at every layer")
     args = parser.parse_args()
+    for name in ("markers", "requests", "states"):
+        if getattr(args, name) < (0 if name == "states" else 1):
+            parser.error(f"--{name} {getattr(args, name)}: must be >= {0 if name == 'states' else 1}")
     try:
         model, tokenizer, spec = organism.load(args.organism)
         sets = look_alikes.marker_sets(spec, tokenizer, args.markers, args.seed)
@@ -46,7 +49,6 @@ def main() -> None:
             continue
         print(f"{name:9s} mean {statistics.mean(rates[m] for m in markers):.3f}  "
               + "  ".join(f"{m} {rates[m]:.2f}" for m in sorted(markers, key=lambda m: -rates[m])))
-
     if args.states:
         print_closeness(spec, sets, args.states, args.seed)
 
