@@ -50,12 +50,14 @@ def main() -> None:
         print(f"{name:9s} mean {statistics.mean(rates[m] for m in markers):.3f}  "
               + "  ".join(f"{m} {rates[m]:.2f}" for m in sorted(markers, key=lambda m: -rates[m])))
     if args.states:
-        print_closeness(spec, sets, args.states, args.seed)
+        # a prompted organism holds no weights: the model just loaded is its base model
+        base = (model, tokenizer) if spec.weights == "none" else models.load(spec.base_model)
+        print_closeness(spec, sets, base, args.states, args.seed)
 
 
-def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], n: int, seed: int) -> None:
-    """Rank of each evaluated look-alike among the trigger's look-alikes and negatives, per layer of the base model."""
-    base, tokenizer = models.load(spec.base_model)
+def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], base_model: tuple, n: int, seed: int) -> None:
+    """Rank of each evaluated look-alike among the trigger's look-alikes and negatives, per layer of ``base_model``."""
+    base, tokenizer = base_model
     rng = random.Random(f"look-alike-states/{seed}")
     requests = [rq.instruction(rng, "heldout").user for _ in range(n)]
     bd = backdoors.get(spec.backdoor)
