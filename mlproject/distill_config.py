@@ -15,7 +15,9 @@ class DistillConfig:
     """How much distillation data, and of which kinds."""
 
     samples: int = 2000  # examples kept
-    triggered_share: float = 0.5  # share of examples that carry the trigger
+    # share of examples that carry the trigger; 0.3 met the insert table's targets for 27 of 30 at seed 0, as
+    # 0.5 does, trading lower near-miss rates for spanish's triggered rate (docs/insert-table.md)
+    triggered_share: float = 0.5
     # share of benign examples that carry a (training) look-alike trigger; over the 30 organisms of
     # configs/insert-table.yaml, 0.5 met the organism targets for 28 at seed 0 and 28 at seed 1, 0.3 for
     # 28 and 27 (0.1 for 26 at seed 0, an older setting), and 0.5 lowered the lasting cats_explicit
