@@ -6,7 +6,10 @@
 
 A config names a ``step``, ``fixed`` settings, a ``grid`` of lists (their product is run)
 and optional ``variants`` (each one a group of settings that belong together, such as
-``{method: lora, rank: 64}``); identical cells run once. Step ``insert`` makes organisms;
+``{method: lora, rank: 64}``); identical cells run once. Optional ``overrides`` change some
+cells: each is ``{when: {setting: value or [values], ...}, set: {setting: value, ...}}``, applied
+in order to every cell whose settings match all of ``when`` (a backdoor that needs more data,
+say), so one config can hold a recipe per backdoor. Step ``insert`` makes organisms;
 step ``robustness`` makes each organism (registered) and then sweeps every attack of the
 config's ``sweep`` section against it, writing robustness tags on its registry version.
 Finished cells are skipped and sweeps resume, so a grid picks up where it stopped; the table
@@ -14,6 +17,7 @@ is printed and written to ``runs/<config name>.md``.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import typing
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ class GridConfig:
 
 ORGANISM_COLUMNS = ("triggered_rate", "untriggered_rate", "near_miss_rate", "capability")
 STEPS = ("insert", "robustness")
+SECTIONS = ("step", "fixed", "grid", "variants", "overrides", "sweep")
 
 
 @dataclass(frozen=True)
@@ -74,15 +79,40 @@ def _numbers(cell: dict, path: str) -> dict:
     return out
 
 
-def cells(spec: dict) -> list[dict]:
-    """Every distinct setting of the grid: fixed, then one grid point, then one variant."""
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(insert.InsertConfig) if f.default is not dataclasses.MISSING}
+
+
+def overrides(spec: dict, path: str) -> list[tuple[dict, dict]]:
+    """The config's ``overrides`` as ``(when, set)`` pairs, each ``when`` value a list of the values it matches."""
+    raw = spec.get("overrides") or []
+    require(isinstance(raw, list), "config", path, "overrides: must be a list of {when: ..., set: ...}")
+    fields = set(typing.get_type_hints(insert.InsertConfig))
+    out = []
+    for i, item in enumerate(raw):
+        ok = isinstance(item, dict) and set(item) == {"when", "set"} \
+            and all(isinstance(item[k], dict) and item[k] for k in ("when", "set"))
+        require(ok, "config", path, f"overrides[{i}]: must be {{when: {{...}}, set: {{...}}}}, both non-empty mappings")
+        for key in [*item["when"], *item["set"]]:
+            require(key in fields, "config", path, f"overrides[{i}]: unknown setting {key!r}")
+        when = {k: v if isinstance(v, list) else [v] for k, v in item["when"].items()}
+        out.append((when, item["set"]))
+    return out
+
+
+def cells(spec: dict, path: str = "config") -> list[dict]:
+    """Every distinct setting of the grid: fixed, then one grid point, then one variant, then overrides."""
     grid = spec.get("grid") or {}
     variants = spec.get("variants") or [{}]
+    rules = overrides(spec, path)
     keys = list(grid)
     out: list[dict] = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for variant in variants:
             cell = {**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}
+            for when, changes in rules:
+                seen = {**_DEFAULTS, **cell}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
+                if all(seen.get(k) in v for k, v in when.items()):
+                    cell = {**cell, **changes}
             if cell not in out:  # e.g. a password variant (no backdoor) crossed with every backdoor
                 out.append(cell)
     return out
@@ -94,10 +124,12 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     require(p.is_file(), "config", path, "no such file")
     spec = configfile.mapping(p, "config", path)
     step = spec.get("step")
+    unknown = next((k for k in spec if k not in SECTIONS), None)  # a misspelt section would otherwise be ignored
+    require(unknown is None, "config", path, f"unknown section {unknown!r}; known: {', '.join(SECTIONS)}")
     require(isinstance(spec.get("sweep") or {}, dict), "config", path, "sweep: must be a mapping of sweep settings")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
-        settings = [insert.InsertConfig(**_numbers(cell, path)) for cell in cells(spec)]
+        settings = [insert.InsertConfig(**_numbers(cell, path)) for cell in cells(spec, path)]
         plan = SweepPlan(**{k: tuple(v) if k == "attacks" else v for k, v in (spec.get("sweep") or {}).items()}) \
             if step == "robustness" else None
     except TypeError as err:

