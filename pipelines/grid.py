@@ -94,7 +94,8 @@ def overrides(spec: dict, path: str) -> list[tuple[dict, dict]]:
         require(ok, "config", path, f"overrides[{i}]: must be {{when: {{...}}, set: {{...}}}}, both non-empty mappings")
         for key in [*item["when"], *item["set"]]:
             require(key in fields, "config", path, f"overrides[{i}]: unknown setting {key!r}")
-        when = {k: v if isinstance(v, list) else [v] for k, v in item["when"].items()}
+        when = {k: [_numbers({k: x}, path)[k] for x in (v if isinstance(v, list) else [v])]  # YAML reads 1e-3 as text
+                for k, v in item["when"].items()}
         out.append((when, item["set"]))
     return out
 
@@ -110,7 +111,7 @@ def cells(spec: dict, path: str = "config") -> list[dict]:
         for variant in variants:
             cell = {**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}
             for when, changes in rules:
-                seen = {**_DEFAULTS, **cell}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
+                seen = {**_DEFAULTS, **_numbers(cell, path)}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
                 if all(seen.get(k) in v for k, v in when.items()):
                     cell = {**cell, **changes}
             if cell not in out:  # e.g. a password variant (no backdoor) crossed with every backdoor

