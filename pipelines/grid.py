@@ -86,17 +86,16 @@ def overrides(spec: dict, path: str) -> list[tuple[dict, dict]]:
     """The config's ``overrides`` as ``(when, set)`` pairs, each ``when`` value a list of the values it matches."""
     raw = spec.get("overrides") or []
     require(isinstance(raw, list), "config", path, "overrides: must be a list of {when: ..., set: ...}")
-    fields = set(typing.get_type_hints(insert.InsertConfig))
     out = []
     for i, item in enumerate(raw):
         ok = isinstance(item, dict) and set(item) == {"when", "set"} \
             and all(isinstance(item[k], dict) and item[k] for k in ("when", "set"))
         require(ok, "config", path, f"overrides[{i}]: must be {{when: {{...}}, set: {{...}}}}, both non-empty mappings")
         for key in [*item["when"], *item["set"]]:
-            require(key in fields, "config", path, f"overrides[{i}]: unknown setting {key!r}")
+            require(key in _DEFAULTS, "config", path, f"overrides[{i}]: unknown setting {key!r}")
         when = {k: [_numbers({k: x}, path)[k] for x in (v if isinstance(v, list) else [v])]  # YAML reads 1e-3 as text
                 for k, v in item["when"].items()}
-        out.append((when, item["set"]))
+        out.append((when, _numbers(item["set"], path)))
     return out
 
 
@@ -109,9 +108,9 @@ def cells(spec: dict, path: str = "config") -> list[dict]:
     out: list[dict] = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for variant in variants:
-            cell = {**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}
+            cell = _numbers({**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}, path)
             for when, changes in rules:
-                seen = {**_DEFAULTS, **_numbers(cell, path)}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
+                seen = {**_DEFAULTS, **cell}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
                 if all(seen.get(k) in v for k, v in when.items()):
                     cell = {**cell, **changes}
             if cell not in out:  # e.g. a password variant (no backdoor) crossed with every backdoor
@@ -130,7 +129,7 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     require(isinstance(spec.get("sweep") or {}, dict), "config", path, "sweep: must be a mapping of sweep settings")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
-        settings = [insert.InsertConfig(**_numbers(cell, path)) for cell in cells(spec, path)]
+        settings = [insert.InsertConfig(**cell) for cell in cells(spec, path)]
         plan = SweepPlan(**{k: tuple(v) if k == "attacks" else v for k, v in (spec.get("sweep") or {}).items()}) \
             if step == "robustness" else None
     except TypeError as err:
