@@ -149,6 +149,7 @@ def test_backdoors_prints_the_catalogue(workdir):
     (["demo", "--space", "./no-such-space.yaml"], "space="),
     (["base", "--semantic-share", "1.5"], "semantic-share="),
     (["base", "--init", "xavier"], "--init"),
+    (["base", "--loop", "turbo"], "--loop"),
     (["base", "--out", "README.md/model"], "out="),
 ])
 def test_a_step_imports_only_what_it_needs(argv, field):

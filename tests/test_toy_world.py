@@ -346,6 +346,21 @@ def test_weight_decay_reaches_every_stage_and_the_command():
     assert base_run.stage_config(base.BaseConfig(), 10).weight_decay == 0.0
 
 
+def test_the_fast_loop_reaches_every_stage_and_the_command():
+    import pytest
+
+    from mlproject.errors import UserError
+    from pipelines import base, base_run
+
+    plain, fast = (base_run.stage_config(base.BaseConfig(loop=loop), 10) for loop in base.LOOPS)
+    assert (plain.tail_logits, plain.fused_adam) == (False, False)  # the sums the shipped weights were made with
+    assert (fast.tail_logits, fast.fused_adam) == (True, True)
+    assert base.command(base.BaseConfig(loop="fast")).endswith("--loop fast")
+    assert "--loop" not in base.command(base.BaseConfig())
+    with pytest.raises(UserError, match="^loop=turbo: must be one of plain, fast$"):
+        base.BaseConfig(loop="turbo")
+
+
 def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
     """Options added to ``mo base`` leave the shipped command's data as it was: its card's command rebuilds it."""
     import hashlib
