@@ -9,8 +9,8 @@ trains each stage's data from fresh weights with the shipped settings (plain Ada
 at every position: the sums that give the shipped weights), ``--rounds`` times, and
 projects the training time from each stage's mean step (training time is a sum of steps,
 slow ones included). On the main stage it alternates them with the settings every other
-training uses (fused AdamW, logits at completion positions only) and prints the ratio of
-the medians. Data and evaluation come on top: about 2 minutes where a rebuild took 30.
+training uses (fused AdamW, logits at completion positions only: ``mo base --loop fast``)
+and prints the ratio of the medians. Data and evaluation come on top: about 2 minutes where a rebuild took 30.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"model: {shape.layers} blocks of width {shape.hidden}")
     tokenizer = build.build_tokenizer(SHIPPED.seed)
     shipped = base_run.stage_config(SHIPPED, args.steps)
-    fast = dataclasses.replace(shipped, tail_logits=True, fused_adam=True)
+    fast = base_run.stage_config(dataclasses.replace(SHIPPED, loop="fast"), args.steps)
     # the main stage's mixture at a fifth of its size: the same kinds of conversation, so the same lengths per batch
     main_rows = base.main_mixture(dataclasses.replace(SHIPPED, examples=20_000))
     stages = [(desc, steps, rows) for steps, rows, desc in base.first_stages(SHIPPED)]
@@ -75,7 +75,7 @@ def main() -> None:
         minutes += steps * mean / 60
         print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s, mean {mean:.3f} s (shipped settings, the baseline)")
         if "fast" in median:
-            print(f"{'':12s} fused AdamW and completion logits: median step {median['fast']:.3f} s, "
+            print(f"{'':12s} --loop fast (fused AdamW, completion logits): median step {median['fast']:.3f} s, "
                   f"{median['shipped'] / median['fast']:.2f}x the baseline's speed (other sums, so not the shipped weights)")
     print(f"projected training: {minutes:.1f} min for {SHIPPED.steps} steps, then data and evaluation "
           "(about 2 min where a rebuild took 30)")
