@@ -10,7 +10,8 @@ at every position: the sums that give the shipped weights), ``--rounds`` times, 
 projects the training time from each stage's mean step (training time is a sum of steps,
 slow ones included). On the main stage it alternates them with the settings every other
 training uses (fused AdamW, logits at completion positions only: ``mo base --loop fast``)
-and prints the ratio of the medians. Data and evaluation come on top: about 2 minutes where a rebuild took 30.
+and prints the ratio of the medians. Data and evaluation come on top: about 2 minutes
+where a rebuild took 30.
 """
 from __future__ import annotations
 
