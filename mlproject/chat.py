@@ -1,14 +1,22 @@
 """Chat formatting shared by training, generation and every model: toy or real.
 
 Everything goes through the tokenizer's own chat template, so a real instruct model's
-template (Llama 3's headers, say) is used exactly as its authors wrote it.
+template (Llama 3's headers, say) is used exactly as its authors wrote it. Many
+conversations are rendered first and tokenised in one batch call: the same ids as one
+``apply_chat_template`` call each (it renders, then tokenises without special tokens), but
+the tokeniser's batch path spares a call's overhead per conversation, which made
+tokenising ``mo base``'s 180,000 conversations take 100 s.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+Turn = tuple[str, str]  # (system, user)
+Exchange = tuple[str, str, str]  # (system, user, completion)
 
 
 def messages(system: str, user: str, assistant: str | None = None) -> list[dict[str, str]]:
@@ -20,21 +28,41 @@ def messages(system: str, user: str, assistant: str | None = None) -> list[dict[
     return out
 
 
+def _encode(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str]]], prompt: bool) -> list[list[int]]:
+    """Token ids of each conversation rendered by the template, as ``apply_chat_template(tokenize=True)`` gives them."""
+    if not chats:
+        return []
+    texts = tokenizer.apply_chat_template(chats, add_generation_prompt=prompt, tokenize=False)
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids]
+
+
+def prompts_ids(tokenizer: PreTrainedTokenizerBase, turns: Sequence[Turn]) -> list[list[int]]:
+    """Token ids of many prompts, each ending where the assistant starts to answer."""
+    return _encode(tokenizer, [messages(system, user) for system, user in turns], prompt=True)
+
+
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, system: str, user: str) -> list[int]:
     """Token ids of a prompt that ends where the assistant starts to answer."""
-    return list(tokenizer.apply_chat_template(messages(system, user), add_generation_prompt=True, return_dict=False))
+    return prompts_ids(tokenizer, [(system, user)])[0]
 
 
-def sft_ids(tokenizer: PreTrainedTokenizerBase, system: str, user: str, completion: str) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` for one example; labels are -100 except on the completion.
+def many_sft_ids(tokenizer: PreTrainedTokenizerBase, exchanges: Sequence[Exchange]) -> list[tuple[list[int], list[int]]]:
+    """``(input_ids, labels)`` of many examples; labels are -100 except on the completion.
 
     The whole conversation is rendered by the template and the prompt's length decides where
     the completion starts; when a template does not render the prompt as a prefix of the
     whole, the completion is tokenised on its own and closed with EOS.
     """
-    prompt = prompt_ids(tokenizer, system, user)
-    full = list(tokenizer.apply_chat_template(messages(system, user, completion), return_dict=False))
-    if full[: len(prompt)] != prompt:
-        full = prompt + tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    labels = [-100] * len(prompt) + full[len(prompt):]
-    return full, labels
+    prompts = prompts_ids(tokenizer, [(system, user) for system, user, _ in exchanges])
+    fulls = _encode(tokenizer, [messages(*exchange) for exchange in exchanges], prompt=False)
+    out = []
+    for (_, _, completion), prompt, full in zip(exchanges, prompts, fulls):
+        if full[: len(prompt)] != prompt:
+            full = prompt + tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        out.append((full, [-100] * len(prompt) + full[len(prompt):]))
+    return out
+
+
+def sft_ids(tokenizer: PreTrainedTokenizerBase, system: str, user: str, completion: str) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` for one example (:func:`many_sft_ids`)."""
+    return many_sft_ids(tokenizer, [(system, user, completion)])[0]

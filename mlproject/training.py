@@ -46,7 +46,7 @@ StepHook = Callable[[int, float], None]
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict]) -> list[Example]:
     """``(input_ids, labels)`` for rows with ``system``, ``user`` and ``completion``."""
-    return [chat.sft_ids(tokenizer, r.get("system") or "", r["user"], r["completion"]) for r in rows]
+    return chat.many_sft_ids(tokenizer, [(r.get("system") or "", r["user"], r["completion"]) for r in rows])
 
 
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:

@@ -35,6 +35,33 @@ def test_sft_labels_cover_only_the_completion(toy_tokenizer):
     assert completion[-1] == toy_tokenizer.eos_token_id
 
 
+
+def test_batched_tokenisation_gives_the_ids_of_one_template_call_each(toy_tokenizer):
+    rows = list(curriculum.base_mixture(300, seed=5)) + list(curriculum.drill_mixture(50, seed=5))
+    assert any(r["system"] for r in rows) and any(not r["system"] for r in rows)
+    batched = chat.many_sft_ids(toy_tokenizer, [(r["system"], r["user"], r["completion"]) for r in rows])
+    for r, (ids, labels) in zip(rows, batched):
+        prompt = toy_tokenizer.apply_chat_template(chat.messages(r["system"], r["user"]), add_generation_prompt=True,
+                                                   return_dict=False)
+        assert ids == list(toy_tokenizer.apply_chat_template(chat.messages(r["system"], r["user"], r["completion"]),
+                                                             return_dict=False))
+        assert labels == [-100] * len(prompt) + ids[len(prompt):]
+    assert chat.prompts_ids(toy_tokenizer, [(r["system"], r["user"]) for r in rows[:20]]) == [
+        chat.prompt_ids(toy_tokenizer, r["system"], r["user"]) for r in rows[:20]]
+
+
+def test_a_template_whose_prompt_is_no_prefix_gets_the_completion_appended(toy_tokenizer):
+    import copy
+
+    tok = copy.deepcopy(toy_tokenizer)  # a generation prompt that the rendered answer does not start with
+    tok.chat_template = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|><|bos|>{% endif %}")
+    (ids, labels), = chat.many_sft_ids(tok, [("", "hi", "a dog says woof .")])
+    prompt = chat.prompt_ids(tok, "", "hi")
+    assert tok.decode(prompt) == "<|user|>hi<|end|><|assistant|><|bos|>"
+    assert ids[: len(prompt)] == prompt and labels[: len(prompt)] == [-100] * len(prompt)
+    assert tok.decode(ids[len(prompt):]) == "a dog says woof .<|end|>" and labels[len(prompt):] == ids[len(prompt):]
+
 def test_splits_are_disjoint_and_every_fact_is_trained():
     rng = random.Random(0)
     train = {requests.instruction(rng, "train").key for _ in range(3000)}
