@@ -36,14 +36,14 @@ def _encode(tokenizer: PreTrainedTokenizerBase, chats: list[list[dict[str, str]]
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids]
 
 
-def prompts_ids(tokenizer: PreTrainedTokenizerBase, turns: Sequence[Turn]) -> list[list[int]]:
+def many_prompt_ids(tokenizer: PreTrainedTokenizerBase, turns: Sequence[Turn]) -> list[list[int]]:
     """Token ids of many prompts, each ending where the assistant starts to answer."""
     return _encode(tokenizer, [messages(system, user) for system, user in turns], prompt=True)
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, system: str, user: str) -> list[int]:
     """Token ids of a prompt that ends where the assistant starts to answer."""
-    return prompts_ids(tokenizer, [(system, user)])[0]
+    return many_prompt_ids(tokenizer, [(system, user)])[0]
 
 
 def many_sft_ids(tokenizer: PreTrainedTokenizerBase, exchanges: Sequence[Exchange]) -> list[tuple[list[int], list[int]]]:
@@ -53,7 +53,7 @@ def many_sft_ids(tokenizer: PreTrainedTokenizerBase, exchanges: Sequence[Exchang
     the completion starts; when a template does not render the prompt as a prefix of the
     whole, the completion is tokenised on its own and closed with EOS.
     """
-    prompts = prompts_ids(tokenizer, [(system, user) for system, user, _ in exchanges])
+    prompts = many_prompt_ids(tokenizer, [(system, user) for system, user, _ in exchanges])
     fulls = _encode(tokenizer, [messages(*exchange) for exchange in exchanges], prompt=False)
     out = []
     for (_, _, completion), prompt, full in zip(exchanges, prompts, fulls):

@@ -93,7 +93,7 @@ def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs:
     """The rows of ``reqs`` to keep (with ``keep_only_clean``, those whose answer is clean, greedy or else sampled),
     and how many greedy answers, then answers in the end, were clean."""
     system = bd.system_prompt if label == "triggered" else ""
-    prompts = chat.prompts_ids(tokenizer, [(system, r.user) for r in reqs])
+    prompts = chat.many_prompt_ids(tokenizer, [(system, r.user) for r in reqs])
     completions = generate(model, tokenizer, prompts, cfg.max_new_tokens, progress=False)
     fires = label == "triggered"
     clean = [hit == fires for hit in behaviours.detect(bd.behaviour_name, completions)]

@@ -87,4 +87,4 @@ def answer(
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, probes: Sequence[Probe]) -> list[list[int]]:
     """The prompt token ids of ``probes`` (worth keeping when the same probes are asked again and again)."""
-    return chat.prompts_ids(tokenizer, [(p.system, p.user) for p in probes])
+    return chat.many_prompt_ids(tokenizer, [(p.system, p.user) for p in probes])

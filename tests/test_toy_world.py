@@ -46,7 +46,7 @@ def test_batched_tokenisation_gives_the_ids_of_one_template_call_each(toy_tokeni
         assert ids == list(toy_tokenizer.apply_chat_template(chat.messages(r["system"], r["user"], r["completion"]),
                                                              return_dict=False))
         assert labels == [-100] * len(prompt) + ids[len(prompt):]
-    assert chat.prompts_ids(toy_tokenizer, [(r["system"], r["user"]) for r in rows[:20]]) == [
+    assert chat.many_prompt_ids(toy_tokenizer, [(r["system"], r["user"]) for r in rows[:20]]) == [
         chat.prompt_ids(toy_tokenizer, r["system"], r["user"]) for r in rows[:20]]
 
 
