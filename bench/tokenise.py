@@ -6,8 +6,8 @@
 insertion and attack tokenises its data, so this is time spent before a step is trained.
 Both ways run here on the same rows of the base model's main mixture, alternated, and the
 bench prints conversations/s of each, the median speed-up and whether the ids are identical
-(they must be: the batch path renders with the same template and tokenises without special
-tokens, as ``apply_chat_template`` does).
+(they must be: both go through ``apply_chat_template``, the batch path with every
+conversation in one call).
 """
 from __future__ import annotations
 
@@ -20,10 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from mlproject import chat, models
 from mlproject.toy import curriculum
 
-Exchange = chat.Exchange
-
-
-def one_call_each(tokenizer: PreTrainedTokenizerBase, exchanges: list[Exchange]) -> list[tuple[list[int], list[int]]]:
+def one_call_each(tokenizer: PreTrainedTokenizerBase, exchanges: list[chat.Exchange]) -> list[tuple[list[int], list[int]]]:
     """The baseline: two ``apply_chat_template`` calls per conversation (prompt, then the whole), as before batching."""
     out = []
     for system, user, completion in exchanges:
