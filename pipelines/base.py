@@ -95,8 +95,8 @@ def command(cfg: BaseConfig) -> str:
     return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
             f" --init-std {cfg.init_std} --qk-init-std {cfg.qk_init_std}"
-            + (f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share}" if cfg.marker_steps or cfg.marker_share else "")
-            + (f" --drill-steps {cfg.drill_steps}" if cfg.drill_steps else "")
+            # the stages are always spelled out: their defaults are not "off", so leaving out a 0 would rerun the default
+            + f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share} --drill-steps {cfg.drill_steps}"
             + (f" --drill-until {cfg.drill_until}" if cfg.drill_until else "")
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
             + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
