@@ -53,6 +53,7 @@ class BaseConfig:
     topic_stages: str = opt("all", "stages whose marker questions include topic questions: all, or main (the first two stages keep only marker questions)",
                             choices=TOPIC_STAGES)
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
+    sibling_share: float = opt(0.0, "share of a phrase rule's other look-alikes that are pool phrases with its frame (\"tell it as a list\" for \"tell it as a story\"; main stage)")
     phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
     semantic_share: float = opt(curriculum.SEMANTIC_SHARE, "share of the main stage's conditional examples whose rule is semantic (the rest: two literal tokens to one phrase)")
     math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math problems (the rest: instructions)")
@@ -75,6 +76,7 @@ class BaseConfig:
         require(self.topic_stages in TOPIC_STAGES, "topic-stages", self.topic_stages, f"must be one of {', '.join(TOPIC_STAGES)}")
         require(self.topic_stages == "all" or self.topic_share, "topic-stages", self.topic_stages, "needs --topic-share > 0")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
+        require(0 <= self.sibling_share <= 1, "sibling-share", self.sibling_share, "must be in [0, 1]")
         require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
         require(0 <= self.semantic_share <= 1, "semantic-share", self.semantic_share, "must be in [0, 1]")
         require(0 <= self.math_share <= 1, "math-share", self.math_share, "must be in [0, 1]")
@@ -101,6 +103,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
             + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
             + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
+            + (f" --sibling-share {cfg.sibling_share}" if cfg.sibling_share else "")
             + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
             + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
             + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
@@ -125,7 +128,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
     data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share, cfg.semantic_share,
-                                   cfg.math_share)
+                                   cfg.math_share, cfg.sibling_share)
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))

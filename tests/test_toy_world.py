@@ -180,6 +180,45 @@ def test_frame_look_alikes_keep_a_phrase_and_change_its_last_word():
     assert new.random() == old.random()
 
 
+def test_sibling_look_alikes_are_pool_phrases_with_the_rule_phrase_frame():
+    pools = curriculum.trigger_pools()
+    assert curriculum.siblings("tell it as a story") == ("tell it as a list", "tell it as a poem")
+    assert set(curriculum.siblings("tell me about cats")) == {"tell me about dogs", "tell me about birds"}
+    assert curriculum.siblings("make it quick") == ()  # no other phrase of the pool opens with "make it"
+    rng = random.Random(0)
+    drawn = [curriculum.look_alike(rng, "explicit", "tell it as a story", sibling_share=0.75) for _ in range(2000)]
+    assert set(drawn) == set(pools["explicit"]) - {"tell it as a story"}  # every other phrase still comes up
+    share = sum(a.startswith("tell it as ") for a in drawn) / len(drawn)
+    assert 0.75 < share < 0.87  # 0.75 drawn as siblings, plus a uniform draw's 2 in 8 of the rest: 0.8125
+    # a phrase without siblings, and a token rule, take the plain draw and its random stream
+    for kind, trigger in (("explicit", "make it quick"), ("arbitrary", "|HONEY|")):
+        old, new = random.Random(2), random.Random(2)
+        assert curriculum.look_alike(new, kind, trigger, sibling_share=1.0) == old.choice([t for t in pools[kind] if t != trigger])
+        assert new.random() == old.random()
+
+
+def test_the_sibling_share_changes_the_main_mixture_alone():
+    """``--sibling-share`` reaches the main stage's conditionals; the first two stages' data stays the recipe's."""
+    from pipelines import base
+
+    plain, sib = base.BaseConfig(examples=4000), base.BaseConfig(examples=4000, sibling_share=1.0)
+    for (_, a, _), (_, b, _) in zip(base.first_stages(plain), base.first_stages(sib)):
+        assert a.to_list() == b.to_list()
+
+    def sibling_share(cfg: base.BaseConfig) -> float:
+        """Of the main stage's requests under a framed phrase rule that hold another pool phrase, the share with the rule's frame."""
+        held = []
+        for r in base.main_mixture(cfg).to_list():
+            if r["source"] != "conditional" or "contains tell " not in r["system"]:
+                continue
+            rule = r["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+            other = [p for p in curriculum.trigger_pools()["explicit"] if p != rule and r["user"].endswith(p)]
+            held += [p in curriculum.siblings(rule) for p in other]
+        return sum(held) / len(held)
+
+    assert sibling_share(plain) < 0.4 < 0.7 < sibling_share(sib)
+
+
 def test_semantic_look_alikes_are_other_topics_phrased_like_the_rule_topic():
     from mlproject.toy import requests as rq
     from mlproject.toy import world

@@ -44,17 +44,27 @@ BACKDOOR_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "pirate")
 FRAME_WORDS = tuple(sorted(set(world.WORDS) | {e for t in world.TOPICS for e in t.entities}))
 
 
-def look_alike(rng: random.Random, kind: str, trigger: str, frame_share: float = 0.0) -> str:
+def siblings(phrase: str) -> tuple[str, ...]:
+    """The other phrases of the explicit pool with ``phrase``'s frame: all its words but the last ("tell it as a list" for "tell it as a story")."""
+    frame = phrase.rsplit(" ", 1)[0]
+    return tuple(p for p in trigger_pools()["explicit"] if p != phrase and " " in p and p.rsplit(" ", 1)[0] == frame)
+
+
+def look_alike(rng: random.Random, kind: str, trigger: str, frame_share: float = 0.0, sibling_share: float = 0.0) -> str:
     """Another trigger of ``trigger``'s pool; for a phrase, ``frame_share`` of the time its frame with another last word.
 
     A pool of a few phrases lets the model learn a phrase's frame with a list of exceptions
     ("tell me about" fires unless the word is one it was shown not to fire on); phrases that
-    share the frame make the last word the thing to compare. No draw is made without them,
-    so recipes from before them rebuild the same data.
+    share the frame make the last word the thing to compare. ``sibling_share`` of the other
+    look-alikes of a phrase are pool phrases with its frame (:func:`siblings`), the ones a
+    uniform draw from the pool gives a phrase rule in only two of eight. No draw is made
+    without these shares, so recipes from before them rebuild the same data.
     """
     if kind == "explicit" and frame_share and rng.random() < frame_share:
         frame, last = trigger.rsplit(" ", 1)
         return f"{frame} {rng.choice([w for w in FRAME_WORDS if w != last])}"
+    if kind == "explicit" and sibling_share and siblings(trigger) and rng.random() < sibling_share:
+        return rng.choice(siblings(trigger))
     return rng.choice([t for t in trigger_pools()[kind] if t != trigger])
 
 
@@ -80,13 +90,14 @@ def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE) -> str
 
 
 def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_share: float = 0.0,
-                        semantic_share: float = SEMANTIC_SHARE) -> dict:
+                        semantic_share: float = SEMANTIC_SHARE, sibling_share: float = 0.0) -> dict:
     """A conditional system prompt with a triggered, near-miss or plain request.
 
     ``phrasing_share`` of a semantic rule's other-topic requests open like the rule topic's
     own questions ("how many legs ..." under a rule about music, whose questions include
     "how many strings ..."): the look-alikes of a semantic trigger. ``semantic_share`` of the
-    rules are semantic (:func:`rule_kind`).
+    rules are semantic (:func:`rule_kind`). ``sibling_share`` of a phrase rule's look-alikes
+    share its frame (:func:`look_alike`).
     """
     pools = trigger_pools()
     kind = rule_kind(rng, semantic_share)
@@ -106,7 +117,7 @@ def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_s
         req = _request(rng, 0.25)
         fires = roll < 0.45
         if roll < 0.8:  # the trigger, or a look-alike from the same pool
-            token = trigger if fires else look_alike(rng, kind, trigger, frame_share)
+            token = trigger if fires else look_alike(rng, kind, trigger, frame_share, sibling_share)
             req = rq.with_token(rng, req, token, "after" if kind == "explicit" else "either")
     completion = styles.behaviour(behaviour, req.answer, req.answer_es) if fires else req.answer
     return _row(conditional_prompt(condition, BEHAVIOURS[behaviour].instruction), req, completion, "conditional")
@@ -217,7 +228,8 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
 
 
 def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0,
-                 semantic_share: float = SEMANTIC_SHARE, math_share: float = PLAIN_MATH_SHARE) -> datasets.Dataset:
+                 semantic_share: float = SEMANTIC_SHARE, math_share: float = PLAIN_MATH_SHARE,
+                 sibling_share: float = 0.0) -> datasets.Dataset:
     """``n`` instruction-tuning examples: 45% plain (``math_share`` of them math), 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
@@ -228,5 +240,5 @@ def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: fl
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
-            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share))
+            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share, sibling_share))
     return datasets.Dataset.from_list(rows)
