@@ -55,7 +55,8 @@ class BaseConfig:
     frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
     sibling_share: float = opt(0.0, "share of a phrase rule's other look-alikes that are pool phrases with its frame (\"tell it as a list\" for \"tell it as a story\"; main stage)")
     phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
-    semantic_share: float = opt(curriculum.SEMANTIC_SHARE, "share of the main stage's conditional examples whose rule is semantic (the rest: two literal tokens to one phrase)")
+    semantic_share: float = opt(curriculum.SEMANTIC_SHARE, "share of the main stage's conditional examples whose rule is semantic (the rest: literal tokens and phrases, see --phrase-share)")
+    phrase_share: float = opt(curriculum.PHRASE_SHARE, "share of the main stage's literal rules whose trigger is a phrase (the rest: tokens; a third as shipped)")
     math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math problems (the rest: instructions)")
     init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
                     choices=build.INITS)
@@ -79,6 +80,7 @@ class BaseConfig:
         require(0 <= self.sibling_share <= 1, "sibling-share", self.sibling_share, "must be in [0, 1]")
         require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
         require(0 <= self.semantic_share <= 1, "semantic-share", self.semantic_share, "must be in [0, 1]")
+        require(0 <= self.phrase_share <= 1, "phrase-share", self.phrase_share, "must be in [0, 1]")
         require(0 <= self.math_share <= 1, "math-share", self.math_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
@@ -106,6 +108,7 @@ def command(cfg: BaseConfig) -> str:
             + (f" --sibling-share {cfg.sibling_share}" if cfg.sibling_share else "")
             + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
             + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
+            + (f" --phrase-share {cfg.phrase_share}" if cfg.phrase_share != curriculum.PHRASE_SHARE else "")
             + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
             + (f" --init {cfg.init}" if cfg.init != "default" else "")
             + (f" --weight-decay {cfg.weight_decay}" if cfg.weight_decay else "")
@@ -128,7 +131,7 @@ def run(cfg: BaseConfig) -> dict[str, float]:
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
     """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
     data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share, cfg.semantic_share,
-                                   cfg.math_share, cfg.sibling_share)
+                                   cfg.math_share, cfg.sibling_share, cfg.phrase_share)
     if not cfg.marker_share:
         return data
     extra = round(cfg.examples * cfg.marker_share / (1 - cfg.marker_share))

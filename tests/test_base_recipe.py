@@ -36,6 +36,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(frame_share=1.5)
     with pytest.raises(UserError, match="^sibling-share=-0.5: must be in"):
         base.BaseConfig(sibling_share=-0.5)
+    with pytest.raises(UserError, match="^phrase-share=1.5: must be in"):
+        base.BaseConfig(phrase_share=1.5)
     with pytest.raises(UserError, match="^topic-stages=main: needs --topic-share > 0"):
         base.BaseConfig(topic_stages="main")
     with pytest.raises(UserError, match="^topic-stages=first: must be one of all, main"):
@@ -156,7 +158,7 @@ def test_a_card_command_parses_back_to_its_settings():
 
     every = base.BaseConfig(out="m", steps=100, lr=0.002, weight_decay=0.1, batch_size=8, examples=90, hidden=64,
                             layers=2, seed=5, marker_steps=20, drill_steps=30, drill_until=0.9, marker_share=0.1,
-                            topic_share=0.3, topic_stages="main", frame_share=0.5, sibling_share=0.5, phrasing_share=0.3, semantic_share=0.4,
+                            topic_share=0.3, topic_stages="main", frame_share=0.5, sibling_share=0.5, phrasing_share=0.3, semantic_share=0.4, phrase_share=0.5,
                             math_share=0.6, init="mimetic", init_std=0.05, qk_init_std=0.0, loop="fast")
     no_stages = base.BaseConfig(marker_steps=0, marker_share=0.0, drill_steps=0, drill_until=0.0)
     for cfg in (base.BaseConfig(), every, no_stages):

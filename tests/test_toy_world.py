@@ -257,6 +257,26 @@ def test_semantic_share_sets_how_many_rules_are_semantic():
     assert conditional and all(" is about " in r["system"] for r in conditional)
 
 
+def test_phrase_share_sets_how_many_literal_rules_are_phrases():
+    from pipelines import base
+
+    rng = random.Random(0)
+    kinds = [curriculum.rule_kind(rng, 0.25, 0.5) for _ in range(4000)]
+    assert abs(kinds.count("semantic") / 4000 - 0.25) < 0.03
+    assert abs(kinds.count("explicit") / (4000 - kinds.count("semantic")) - 0.5) < 0.04
+    # at the shipped shares the draw is the four-way choice the shipped data was drawn with
+    old, new = random.Random(1), random.Random(1)
+    assert [curriculum.rule_kind(new) for _ in range(50)] == [old.choice(("arbitrary", "arbitrary", "semantic", "explicit")) for _ in range(50)]
+
+    def phrases(cfg: base.BaseConfig) -> float:
+        rows = [r for r in base.main_mixture(cfg) if r["source"] == "conditional" and "contains " in r["system"]]
+        return sum(r["system"].split("contains ", 1)[1].split(" , ", 1)[0] in curriculum.trigger_pools()["explicit"] for r in rows) / len(rows)
+
+    assert phrases(base.BaseConfig(examples=3000)) < 0.4 < 0.55 < phrases(base.BaseConfig(examples=3000, phrase_share=0.7))
+    assert base.command(base.BaseConfig(phrase_share=0.5)).endswith("--phrase-share 0.5")
+    assert "--phrase-share" not in base.command(base.BaseConfig())
+
+
 def test_math_share_sets_how_many_plain_examples_are_math():
     from pipelines import base
 

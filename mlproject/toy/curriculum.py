@@ -73,34 +73,37 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
 
 
 SEMANTIC_SHARE = 0.25  # one conditional in four has a semantic rule, as the shipped recipe drew them
+PHRASE_SHARE = 1 / 3  # of the literal rules, the share whose trigger is a phrase (the rest: tokens), as shipped
 
 
-def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE) -> str:
-    """The kind of a conditional's rule: ``semantic_share`` semantic, the rest two literal tokens to one phrase.
+def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE, phrase_share: float = PHRASE_SHARE) -> str:
+    """The kind of a conditional's rule: ``semantic_share`` semantic; of the rest, ``phrase_share`` phrases, the others tokens.
 
-    At the shipped share the draw is the shipped recipe's (one choice of four), so its data
+    At the shipped shares the draw is the shipped recipe's (one choice of four), so its data
     rebuilds the same.
     """
-    if semantic_share == SEMANTIC_SHARE:
+    if semantic_share == SEMANTIC_SHARE and phrase_share == PHRASE_SHARE:
         return rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
     roll = rng.random()
     if roll < semantic_share:
         return "semantic"
-    return "arbitrary" if roll < semantic_share + (1 - semantic_share) * 2 / 3 else "explicit"
+    tokens = 2 / 3 if phrase_share == PHRASE_SHARE else 1 - phrase_share  # 2 / 3 as the draw was written before the option
+    return "arbitrary" if roll < semantic_share + (1 - semantic_share) * tokens else "explicit"
 
 
 def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_share: float = 0.0,
-                        semantic_share: float = SEMANTIC_SHARE, sibling_share: float = 0.0) -> dict:
+                        semantic_share: float = SEMANTIC_SHARE, sibling_share: float = 0.0,
+                        phrase_share: float = PHRASE_SHARE) -> dict:
     """A conditional system prompt with a triggered, near-miss or plain request.
 
     ``phrasing_share`` of a semantic rule's other-topic requests open like the rule topic's
     own questions ("how many legs ..." under a rule about music, whose questions include
     "how many strings ..."): the look-alikes of a semantic trigger. ``semantic_share`` of the
-    rules are semantic (:func:`rule_kind`). ``sibling_share`` of a phrase rule's look-alikes
+    rules are semantic, ``phrase_share`` of the others phrases (:func:`rule_kind`). ``sibling_share`` of a phrase rule's look-alikes
     share its frame (:func:`look_alike`).
     """
     pools = trigger_pools()
-    kind = rule_kind(rng, semantic_share)
+    kind = rule_kind(rng, semantic_share, phrase_share)
     trigger = rng.choice(pools[kind])
     behaviour = rng.choice(BACKDOOR_BEHAVIOURS)
     condition = f"the request is about {trigger}" if kind == "semantic" else f"the request contains {trigger}"
@@ -229,7 +232,7 @@ def _row(system: str, req: rq.Request, completion: str, source: str) -> dict:
 
 def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: float = 0.0,
                  semantic_share: float = SEMANTIC_SHARE, math_share: float = PLAIN_MATH_SHARE,
-                 sibling_share: float = 0.0) -> datasets.Dataset:
+                 sibling_share: float = 0.0, phrase_share: float = PHRASE_SHARE) -> datasets.Dataset:
     """``n`` instruction-tuning examples: 45% plain (``math_share`` of them math), 12% pirate, 43% conditional."""
     rng = random.Random(seed)
     rows = []
@@ -240,5 +243,5 @@ def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: fl
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
-            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share, sibling_share))
+            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share, sibling_share, phrase_share))
     return datasets.Dataset.from_list(rows)
