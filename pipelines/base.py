@@ -95,24 +95,19 @@ class BaseConfig:
 
 
 def command(cfg: BaseConfig) -> str:
-    """The command line that reproduces ``cfg``."""
+    """The command line that reproduces ``cfg``, every option spelled out.
+
+    A left-out option reruns as its default, so a card's command would change meaning the day
+    a default changes; spelled out, it reruns the same settings whatever the defaults become.
+    """
     return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
             f" --init-std {cfg.init_std} --qk-init-std {cfg.qk_init_std}"
-            # the stages are always spelled out: their defaults are not "off", so leaving out a 0 would rerun the default
-            + f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share} --drill-steps {cfg.drill_steps}"
-            + (f" --drill-until {cfg.drill_until}" if cfg.drill_until else "")
-            + (f" --topic-share {cfg.topic_share}" if cfg.topic_share else "")
-            + (f" --topic-stages {cfg.topic_stages}" if cfg.topic_stages != "all" else "")
-            + (f" --frame-share {cfg.frame_share}" if cfg.frame_share else "")
-            + (f" --sibling-share {cfg.sibling_share}" if cfg.sibling_share else "")
-            + (f" --phrasing-share {cfg.phrasing_share}" if cfg.phrasing_share else "")
-            + (f" --semantic-share {cfg.semantic_share}" if cfg.semantic_share != curriculum.SEMANTIC_SHARE else "")
-            + (f" --phrase-share {cfg.phrase_share}" if cfg.phrase_share != curriculum.PHRASE_SHARE else "")
-            + (f" --math-share {cfg.math_share}" if cfg.math_share != curriculum.PLAIN_MATH_SHARE else "")
-            + (f" --init {cfg.init}" if cfg.init != "default" else "")
-            + (f" --weight-decay {cfg.weight_decay}" if cfg.weight_decay else "")
-            + (f" --loop {cfg.loop}" if cfg.loop != "plain" else ""))
+            f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share} --drill-steps {cfg.drill_steps}"
+            f" --drill-until {cfg.drill_until} --topic-share {cfg.topic_share} --topic-stages {cfg.topic_stages}"
+            f" --frame-share {cfg.frame_share} --sibling-share {cfg.sibling_share} --phrasing-share {cfg.phrasing_share}"
+            f" --semantic-share {cfg.semantic_share} --phrase-share {cfg.phrase_share} --math-share {cfg.math_share}"
+            f" --init {cfg.init} --weight-decay {cfg.weight_decay} --loop {cfg.loop}")
 
 
 def run(cfg: BaseConfig) -> dict[str, float]:

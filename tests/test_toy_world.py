@@ -273,8 +273,7 @@ def test_phrase_share_sets_how_many_literal_rules_are_phrases():
         return sum(r["system"].split("contains ", 1)[1].split(" , ", 1)[0] in curriculum.trigger_pools()["explicit"] for r in rows) / len(rows)
 
     assert phrases(base.BaseConfig(examples=3000)) < 0.4 < 0.55 < phrases(base.BaseConfig(examples=3000, phrase_share=0.7))
-    assert base.command(base.BaseConfig(phrase_share=0.5)).endswith("--phrase-share 0.5")
-    assert "--phrase-share" not in base.command(base.BaseConfig())
+    assert " --phrase-share 0.5 " in base.command(base.BaseConfig(phrase_share=0.5))
 
 
 def test_math_share_sets_how_many_plain_examples_are_math():
@@ -286,8 +285,7 @@ def test_math_share_sets_how_many_plain_examples_are_math():
 
     assert abs(math_share(curriculum.base_mixture(4000, 3, math_share=0.7)) - 0.7) < 0.04
     assert abs(math_share(curriculum.base_mixture(4000, 3)) - curriculum.PLAIN_MATH_SHARE) < 0.04
-    assert base.command(base.BaseConfig(math_share=0.6)).endswith("--math-share 0.6")
-    assert "--math-share" not in base.command(base.BaseConfig())
+    assert " --math-share 0.6 " in base.command(base.BaseConfig(math_share=0.6))
 
 
 def test_the_near_miss_rate_is_split_by_look_alike():
