@@ -218,3 +218,21 @@ def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
     losses = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")
     assert [m.step for m in losses] == [50]  # every 50 steps, counted across the stages (3 + 3 + 54)
     assert "README.md" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+
+
+def test_the_phrase_rule_probe_crosses_every_catalogue_phrase_with_its_behaviours(monkeypatch, capsys):
+    """bench/phrase_rules.py on the shipped model: a row per catalogue phrase and look-alike, a rate per behaviour."""
+    import runpy
+    import sys
+
+    from mlproject.backdoors import CATALOGUE
+    from tests.conftest import REPO
+
+    monkeypatch.setattr(sys, "argv", ["phrase_rules.py", "--model", "toy", "--requests", "4"])
+    runpy.run_path(str(REPO / "bench" / "phrase_rules.py"), run_name="__main__")
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    phrases = {p for b in CATALOGUE if b.kind == "explicit" for p in (b.trigger, *b.near_misses)}
+    assert {r[0].strip("| ") for r in rows} == phrases
+    rates = {r[0].strip("| "): [float(x.strip(" |")) for x in r[1:]] for r in rows}
+    assert all(0.0 <= x <= 1.0 for v in rates.values() for x in v)
+    assert rates["tell it as a story"][0] >= 0.75  # the shipped model follows its story phrase under every behaviour
