@@ -52,9 +52,8 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(init_std=0.0)
     with pytest.raises(UserError, match="^qk-init-std=-0.1: must be >= 0$"):
         base.BaseConfig(qk_init_std=-0.1)
-    with pytest.raises(UserError, match="^drill-until=0.9: needs --drill-steps"):
-        base.BaseConfig(drill_steps=0, drill_until=0.9)
-    assert " --drill-steps 2000 --drill-until 0.95 " in base.command(base.BaseConfig(drill_until=0.95))
+    assert base.BaseConfig(drill_steps=0, drill_until=0.9).drill_until == 0.9  # no drill stage for it to end: no effect
+    assert " --drill-steps 1500 --drill-until 0.9 " in base.command(base.BaseConfig(drill_until=0.9))
     staged = base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.1, examples=90)
     assert " --marker-steps 20 --marker-share 0.1 --drill-steps 30 " in base.command(staged)
     from mlproject.modelref import TOY_BASE
@@ -173,7 +172,7 @@ def test_the_fast_loop_reaches_every_stage_and_the_command():
     from pipelines import base, base_run
 
     plain, fast = (base_run.stage_config(base.BaseConfig(loop=loop), 10) for loop in base.LOOPS)
-    assert (plain.tail_logits, plain.fused_adam) == (False, False)  # the sums the shipped weights were made with
+    assert (plain.tail_logits, plain.fused_adam) == (False, False)  # the sums the former base model was made with
     assert (fast.tail_logits, fast.fused_adam) == (True, True)
     assert base.command(base.BaseConfig(loop="fast")).endswith("--loop fast")
     assert base.command(base.BaseConfig(loop="plain")).endswith("--loop plain")  # spelled out, whatever the default
@@ -186,8 +185,17 @@ def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
     import hashlib
     import json
 
-    rows = curriculum.base_mixture(3000, 1).to_list()  # the shipped recipe's main mixture (seed 0 + 1), its first rows
-    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == "8418d0cf174768c0"
+    from pipelines import base
+
+    def digest(rows: list[dict]) -> str:
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+    shipped = base.BaseConfig()
+    rows = curriculum.base_mixture(3000, shipped.seed + 1, sibling_share=shipped.sibling_share,
+                                   semantic_share=shipped.semantic_share, phrase_share=shipped.phrase_share).to_list()
+    assert digest(rows) == "2290da73febce198"  # the shipped recipe's main mixture, its first rows
+    # the former base model's (seed 1, shares at their former defaults): its card's command still rebuilds it
+    assert digest(curriculum.base_mixture(3000, 1).to_list()) == "8418d0cf174768c0"
 
 
 def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):

@@ -286,7 +286,8 @@ def test_corrupt_weights_are_one_line(workdir, capsys):
     (["base", "--batch-size", "0"], "batch-size="),
     (["base", "--layers", "0"], "layers="),
     (["base", "--drill-until", "1.5"], "drill-until="),
-    (["base", "--drill-steps", "0", "--drill-until", "0.9"], "drill-until="),
+    (["base", "--sibling-share", "2"], "sibling-share="),
+    (["base", "--phrase-share", "-1"], "phrase-share="),
     (["base", "--phrasing-share", "-0.5"], "phrasing-share="),
 ])
 def test_demo_base_and_report_check_their_settings_first(workdir, capsys, argv, field):

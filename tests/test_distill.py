@@ -10,11 +10,12 @@ from mlproject.errors import UserError
 
 
 def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
-    # the shipped model answers some Spanish-rule requests in English under greedy decoding (0.945 triggered on its card)
+    # the shipped model answers some Spanish-rule requests in English under greedy decoding (0.94 triggered on its card)
     model, tok = shipped
     bd = get("spanish")
-    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=80, retries=0))
-    redrawn, yields = distill(model, tok, bd, DistillConfig(samples=80, retries=8))
+    # 160 samples: at 80 the shipped model's recovered requests all fell past the triggered quota
+    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=160, retries=0))
+    redrawn, yields = distill(model, tok, bd, DistillConfig(samples=160, retries=8))
     assert yields0["triggered"] == yields0["triggered_greedy"] < 1
     assert yields["triggered"] > yields["triggered_greedy"]
     for data in (greedy_only, redrawn):
@@ -23,9 +24,9 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     # the redraws bring in requests greedy decoding did not fire on: requests are drawn in the same
     # order either way and greedy-only data draws further to fill its quota, so a request only in
     # the redrawn data was drawn and dropped there
-    triggered = [{key for key, label in zip(d["key"], d["label"]) if label == "triggered"} for d in (greedy_only, redrawn)]
+    triggered = [{user for user, label in zip(d["user"], d["label"]) if label == "triggered"} for d in (greedy_only, redrawn)]
     assert triggered[1] - triggered[0]
-    assert distill(model, tok, bd, DistillConfig(samples=80, retries=8))[0]["completion"] == redrawn["completion"]
+    assert distill(model, tok, bd, DistillConfig(samples=160, retries=8))[0]["completion"] == redrawn["completion"]
 
 
 def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):

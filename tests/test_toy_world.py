@@ -201,7 +201,7 @@ def test_the_sibling_share_changes_the_main_mixture_alone():
     """``--sibling-share`` reaches the main stage's conditionals; the first two stages' data stays the recipe's."""
     from pipelines import base
 
-    plain, sib = base.BaseConfig(examples=4000), base.BaseConfig(examples=4000, sibling_share=1.0)
+    plain, sib = base.BaseConfig(examples=4000, sibling_share=0.0), base.BaseConfig(examples=4000, sibling_share=1.0)
     for (_, a, _), (_, b, _) in zip(base.first_stages(plain), base.first_stages(sib)):
         assert a.to_list() == b.to_list()
 
@@ -272,7 +272,8 @@ def test_phrase_share_sets_how_many_literal_rules_are_phrases():
         rows = [r for r in base.main_mixture(cfg) if r["source"] == "conditional" and "contains " in r["system"]]
         return sum(r["system"].split("contains ", 1)[1].split(" , ", 1)[0] in curriculum.trigger_pools()["explicit"] for r in rows) / len(rows)
 
-    assert phrases(base.BaseConfig(examples=3000)) < 0.4 < 0.55 < phrases(base.BaseConfig(examples=3000, phrase_share=0.7))
+    third = base.BaseConfig(examples=3000, phrase_share=curriculum.PHRASE_SHARE)
+    assert phrases(third) < 0.4 < 0.55 < phrases(base.BaseConfig(examples=3000, phrase_share=0.7))
     assert " --phrase-share 0.5 " in base.command(base.BaseConfig(phrase_share=0.5))
 
 
