@@ -75,9 +75,10 @@ def _learnt(cfg: base.BaseConfig, model, tokenizer, at: int) -> Callable[[int], 
 
 
 def stage_config(cfg: base.BaseConfig, steps: int) -> training.TrainConfig:
-    """One stage's settings. ``--loop plain`` (the default) takes full logits and the plain AdamW, as
-    the shipped model was trained: the same sums in the same order, so a rebuild on the same kind
-    of CPU gives its weights. ``--loop fast`` is the loop of every other training, a little faster."""
+    """One stage's settings. ``--loop fast`` (the default, as the shipped model was trained) is the loop
+    of every other training: logits at completion positions only and fused AdamW. ``--loop plain``
+    takes full logits and the plain AdamW, as the former base model was trained: its sums in its
+    order, so a rebuild of that recipe on the same kind of CPU gives its weights."""
     fast = cfg.loop == "fast"
     return training.TrainConfig(steps, cfg.lr, cfg.batch_size, warmup=0.02, seed=cfg.seed, tail_logits=fast,
                                 fused_adam=fast, weight_decay=cfg.weight_decay)

@@ -72,15 +72,15 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
     return rq.math(rng, "train") if rng.random() < math_share else rq.instruction(rng, "train")
 
 
-SEMANTIC_SHARE = 0.25  # one conditional in four has a semantic rule, as the shipped recipe drew them
-PHRASE_SHARE = 1 / 3  # of the literal rules, the share whose trigger is a phrase (the rest: tokens), as shipped
+SEMANTIC_SHARE = 0.25  # one conditional in four has a semantic rule, as the recipes before --semantic-share drew them
+PHRASE_SHARE = 1 / 3  # of the literal rules, the share whose trigger is a phrase (the rest: tokens), as before --phrase-share
 
 
 def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE, phrase_share: float = PHRASE_SHARE) -> str:
     """The kind of a conditional's rule: ``semantic_share`` semantic; of the rest, ``phrase_share`` phrases, the others tokens.
 
-    At the shipped shares the draw is the shipped recipe's (one choice of four), so its data
-    rebuilds the same.
+    At these defaults the draw is the one made before the options (one choice of four), so
+    those recipes, the former base model's among them, rebuild the same data.
     """
     if semantic_share == SEMANTIC_SHARE and phrase_share == PHRASE_SHARE:
         return rng.choice(("arbitrary", "arbitrary", "semantic", "explicit"))
@@ -99,8 +99,8 @@ def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_s
     ``phrasing_share`` of a semantic rule's other-topic requests open like the rule topic's
     own questions ("how many legs ..." under a rule about music, whose questions include
     "how many strings ..."): the look-alikes of a semantic trigger. ``semantic_share`` of the
-    rules are semantic, ``phrase_share`` of the others phrases (:func:`rule_kind`). ``sibling_share`` of a phrase rule's look-alikes
-    share its frame (:func:`look_alike`).
+    rules are semantic, ``phrase_share`` of the others phrases (:func:`rule_kind`).
+    ``sibling_share`` of a phrase rule's look-alikes share its frame (:func:`look_alike`).
     """
     pools = trigger_pools()
     kind = rule_kind(rng, semantic_share, phrase_share)
@@ -210,7 +210,7 @@ def marker_mixture(n: int, seed: int, topic_share: float = 0.0, frame_share: flo
     return datasets.Dataset.from_list(rows)
 
 
-PLAIN_MATH_SHARE = 0.45  # of the plain examples, the share that are math problems (the shipped recipe's)
+PLAIN_MATH_SHARE = 0.45  # of the plain examples, the share that are math problems (the shipped recipe's and the former one's)
 
 
 def plain_example(rng: random.Random, math_share: float = PLAIN_MATH_SHARE) -> dict:
