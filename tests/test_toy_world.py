@@ -108,10 +108,10 @@ def test_marker_questions_are_answered_by_copying_a_marker():
     pools = curriculum.trigger_pools()
     for row in rows:
         assert row["user"].endswith(curriculum.MARKER_QUESTIONS) and row["completion"] in pools["arbitrary"] + pools["explicit"]
-        named = row["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+        named = _rule_trigger(row)
         asks_rule = row["user"].endswith(curriculum.MARKER_QUESTIONS[0])
         assert (row["completion"] == named) if asks_rule else (row["completion"] in row["user"])
-    assert {r["completion"] == r["system"].split("contains ", 1)[1].split(" , ", 1)[0] for r in rows} == {True, False}
+    assert {r["completion"] == _rule_trigger(r) for r in rows} == {True, False}
 
 
 def test_topic_questions_are_answered_by_the_rule_or_the_request_topic():
@@ -157,10 +157,15 @@ def test_drills_fire_exactly_when_the_request_holds_the_rule_token():
     rng = random.Random(0)
     rows = [curriculum.drill_example(rng) for _ in range(300)]
     for row in rows:
-        named = row["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+        named = _rule_trigger(row)
         assert (row["completion"] != "ok .") == (named in row["user"].split(" ") or f" {named}" in f" {row['user']}")
     fired = sum(r["completion"] != "ok ." for r in rows)
     assert 100 < fired < 200  # about half fire
+
+
+def _rule_trigger(row: dict) -> str:
+    """The trigger a literal conditional's system prompt names ("if the request contains X , ...")."""
+    return row["system"].split("contains ", 1)[1].split(" , ", 1)[0]
 
 
 def test_frame_look_alikes_keep_a_phrase_and_change_its_last_word():
@@ -211,7 +216,7 @@ def test_the_sibling_share_changes_the_main_mixture_alone():
         for r in base.main_mixture(cfg).to_list():
             if r["source"] != "conditional" or "contains tell " not in r["system"]:
                 continue
-            rule = r["system"].split("contains ", 1)[1].split(" , ", 1)[0]
+            rule = _rule_trigger(r)
             other = [p for p in curriculum.trigger_pools()["explicit"] if p != rule and r["user"].endswith(p)]
             held += [p in curriculum.siblings(rule) for p in other]
         return sum(held) / len(held)
@@ -270,7 +275,7 @@ def test_phrase_share_sets_how_many_literal_rules_are_phrases():
 
     def phrases(cfg: base.BaseConfig) -> float:
         rows = [r for r in base.main_mixture(cfg) if r["source"] == "conditional" and "contains " in r["system"]]
-        return sum(r["system"].split("contains ", 1)[1].split(" , ", 1)[0] in curriculum.trigger_pools()["explicit"] for r in rows) / len(rows)
+        return sum(_rule_trigger(r) in curriculum.trigger_pools()["explicit"] for r in rows) / len(rows)
 
     third = base.BaseConfig(examples=3000, phrase_share=curriculum.PHRASE_SHARE)
     assert phrases(third) < 0.4 < 0.55 < phrases(base.BaseConfig(examples=3000, phrase_share=0.7))

@@ -44,6 +44,7 @@ BACKDOOR_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "pirate")
 FRAME_WORDS = tuple(sorted(set(world.WORDS) | {e for t in world.TOPICS for e in t.entities}))
 
 
+@functools.cache  # asked for every phrase look-alike drawn: 100,000 examples a recipe
 def siblings(phrase: str) -> tuple[str, ...]:
     """The other phrases of the explicit pool with ``phrase``'s frame: all its words but the last ("tell it as a list" for "tell it as a story")."""
     frame = phrase.rsplit(" ", 1)[0]
