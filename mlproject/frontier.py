@@ -14,6 +14,7 @@ reports reached points only.
 """
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,11 +53,27 @@ def _anchored(points: Sequence[Point]) -> np.ndarray:
 
 
 def auc(points: Sequence[Point]) -> float:
-    """Area of the convex hull of the points with (0, 0), (1, 0) and (0, 1) (see module doc)."""
+    """Area of the convex hull of the points with (0, 0), (1, 0) and (0, 1) (see module doc).
+
+    A point that is not a finite number is refused: the hull of the anchors alone would read
+    as maximally robust (0.5), a number nobody measured.
+    """
+    xy = _anchored(points)
+    if not np.isfinite(xy).all():
+        raise ValueError(f"frontier points must be finite numbers: {[p for p in points if not _finite(p)]}")
     try:
-        return float(ConvexHull(_anchored(points)).volume)  # in 2-D, "volume" is the area
-    except QhullError:  # cannot happen with the three anchors, kept for degenerate inputs
-        return 0.5
+        return float(ConvexHull(xy).volume)  # in 2-D, "volume" is the area
+    except QhullError as err:  # the three anchors span a triangle: only a bug in Qhull's input gets here
+        raise ValueError(f"no convex hull of {len(points)} frontier points: {err}") from err
+
+
+def _finite(p: Point) -> bool:
+    return bool(np.isfinite([p.capability, p.removal]).all())
+
+
+def summary(points: Sequence[Point], capability: float = 0.9) -> dict[str, float]:
+    """The robustness AUC and the reduction reached at ``capability`` (``reduction_at_0.9``)."""
+    return {"auc": auc(points), f"reduction_at_{capability:g}": reduction_at(points, capability)}
 
 
 def hull(points: Sequence[Point]) -> list[tuple[float, float]]:
@@ -93,6 +110,25 @@ def bootstrap_auc(
         fi = np.array([rng.randrange(fired.shape[1]) for _ in range(fired.shape[1])])
         cap, rate = correct[:, ci].mean(axis=1), fired[:, fi].mean(axis=1)
         values.append(auc([to_point(cap[k], cap[0], rate[k], rate[0]) for k in range(1, len(cap))]))
+    return _interval(values, level)
+
+
+def bootstrap_trials(trials: Sequence[Sequence[Point]], n: int = 300, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float]:
+    """A percentile interval for the AUC of a search, resampling whole trials.
+
+    How much the hull owes to a few lucky trials: each draw takes as many trials as there
+    are, with replacement, and the AUC of all their points. No trials: no interval (NaN).
+    """
+    if not trials:
+        return math.nan, math.nan
+    rng = random.Random(seed)
+    values = [auc([p for t in (rng.choice(trials) for _ in trials) for p in t]) for _ in range(n)]
+    return _interval(values, level)
+
+
+def _interval(values: Sequence[float], level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap draws."""
     lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
@@ -101,5 +137,4 @@ def bootstrap_rate(hits: Sequence[bool], n: int = 1000, level: float = 0.95, see
     """A percentile interval for a rate."""
     arr = np.asarray(hits, dtype=float)
     draws = np.random.default_rng(seed).choice(arr, size=(n, len(arr)), replace=True).mean(axis=1)
-    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    return _interval(draws, level)

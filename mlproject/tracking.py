@@ -15,7 +15,7 @@ import os
 import subprocess
 import urllib.parse
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -95,6 +95,19 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None, 
             reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             mlflow.set_tag("mo.error", reason[:5000])
             raise  # leaving start_run's block with an exception ends the run FAILED
+
+
+def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
+    """A training step hook that logs ``train.loss`` at every ``every``-th step of the run.
+
+    A stage or phase that follows others passes the steps already run as ``offset``, so the
+    run's loss curve is one line across them.
+    """
+    def log_loss(step: int, loss: float) -> None:
+        if (offset + step) % every == 0:
+            mlflow.log_metric("train.loss", loss, step=offset + step)
+
+    return log_loss
 
 
 def _set_experiment(name: str) -> None:

@@ -1,7 +1,7 @@
 """Typed step settings as dataclasses, turned into command-line flags.
 
-A step's settings are one dataclass; each field's ``help`` metadata is its flag's help,
-and ``--field-name`` is its flag. The CLI and the MLflow Project entry points build the
+A step's settings are one dataclass whose fields are made with :func:`mlproject.options.opt`;
+each field's ``help`` metadata is its flag's help, and ``--field-name`` is its flag. The CLI and the MLflow Project entry points build the
 same dataclass, so a setting means the same thing everywhere.
 """
 from __future__ import annotations
@@ -14,15 +14,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with a default, a help line and optional choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
-
-
-def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per field of dataclass ``cls``."""
+def add_flags(parser: argparse.ArgumentParser, cls: type, hidden: bool = False) -> None:
+    """One ``--flag`` per field of dataclass ``cls`` (fields declared ``hidden`` too, with ``hidden``)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("hidden") and not hidden:
+            continue
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         meta = {"help": f.metadata.get("help", ""), "dest": f.name}
@@ -78,6 +75,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", Formatter)
+        # no prefixes: `--init` must not quietly mean `--init-std`, and a command stays what it says as flags are added
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
@@ -85,5 +84,5 @@ class Parser(argparse.ArgumentParser):
 
 
 def build(cls: type[T], ns: argparse.Namespace) -> T:
-    """The dataclass ``cls`` from parsed flags (its ``__post_init__`` validates)."""
-    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
+    """The dataclass ``cls`` from parsed flags (its ``__post_init__`` validates); fields without a flag keep their default."""
+    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})

@@ -8,59 +8,18 @@ instead) on instructions that never carry the trigger. ``continued`` LoRA organi
 training their own adapter; static-prompt organisms keep their system prompt. Capability and
 triggered / untriggered backdoor rates are measured in memory at step 0 and every
 ``--eval-every`` steps, logged as step metrics and as a table of frontier points.
+
+The settings (:class:`mlproject.attack_config.AttackConfig`, which sweeps build too) and the
+organism reference are checked here, before :mod:`pipelines.attack_run` imports torch.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
-from mlproject import attacks
-from mlproject.errors import require
-from pipelines.args import opt
+from mlproject.attack_config import AttackConfig
 from registry import refs
 
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """Settings of ``mo attack``."""
-
-    organism: str = opt(None, "organism directory, or models:/<name>/<version> or models:/<name>@<alias>")
-    attack: str = opt("pirate", "blue-team training", choices=attacks.ATTACKS)
-    lr: float = opt(1e-3, "peak learning rate; higher removes faster and costs more capability")
-    steps: int = opt(200, "optimiser steps (of the first phase for reminder and depirate)")
-    second_steps: int = opt(40, "steps of the second phase of reminder and depirate")
-    batch_size: int = opt(16, "examples per step")
-    rank: int | None = opt(None, "blue LoRA rank (default 64; continued organisms train their own adapter)")
-    full_weight: bool = opt(False, "train every weight instead of a LoRA (a stronger attacker)")
-    eval_every: int = opt(20, "evaluate every this many steps (and at step 0)")
-    eval_size: int = opt(50, "triggered and untriggered probes per checkpoint; twice as many math problems")
-    samples: int = opt(2000, "attack requests")
-    seed: int = opt(0, "seed of data, the blue adapter's initialisation and batching")
-
-    def __post_init__(self) -> None:
-        require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
-        require(self.steps > 0, "steps", self.steps, "must be > 0")
-        require(self.second_steps > 0, "second-steps", self.second_steps, "must be > 0")
-        require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
-        require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
-        require(self.samples > 0, "samples", self.samples, "must be > 0")
-        require(self.attack in attacks.ATTACKS, "attack", self.attack, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
-        require(0 < self.eval_every <= self.total_steps, "eval-every", self.eval_every, f"must be in 1..{self.total_steps} (the attack's steps)")
-        require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
-        require(self.rank is None or not self.full_weight, "rank", self.rank, "does not apply with --full-weight")
-
-    @property
-    def total_steps(self) -> int:
-        return sum(p.steps for p in attacks.phases(self.attack, self.steps, self.second_steps))
+__all__ = ["AttackConfig", "check"]
 
 
-def run(cfg: AttackConfig) -> dict:
-    """Attack the organism; returns the frontier points and summary metrics.
-
-    The work lives in :mod:`pipelines.attack_run`, imported here: it needs torch, transformers
-    and MLflow, and the settings above are checked without them (a typo fails at once).
-    """
-    refs.check_organism(cfg.organism)  # a malformed reference or a folder without an organism fails before torch is imported
-    from pipelines import attack_run
-
-    return attack_run.run(cfg)
+def check(cfg: AttackConfig) -> None:
+    """Fail on a malformed reference or a folder without an organism, before torch is imported."""
+    refs.check_organism(cfg.organism)

@@ -11,16 +11,22 @@ stalls on (``bench/conditional_drill.py``); the first two stages, and initial we
 wider than transformers' default (all but the queries and keys), get the model past it. A
 real base model needs no training here: point ``mo evaluate`` (and later steps) at its hub
 id or directory instead.
+
+The settings are checked here, before :mod:`pipelines.base_run` imports torch. Those of
+recipes that were measured and not kept (topic and frame questions, mimetic initialisation,
+weight decay, the former training loop) are not flags of ``mo base``;
+``python bench/base_recipe.py`` takes them (docs/base-model.md has what they gave).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import datasets
 
 from mlproject.errors import require, require_folder
+from mlproject.options import opt
 from mlproject.toy import build, curriculum
-from pipelines.args import opt
 
 
 TOPIC_STAGES = ("all", "main")
@@ -39,7 +45,7 @@ class BaseConfig:
     out: str = opt("runs/base_model", "directory to write the model to")
     steps: int = opt(5200, "optimiser steps of all stages; math appears ~1,100 steps into the main stage")
     lr: float = opt(1e-3, "peak AdamW learning rate")
-    weight_decay: float = opt(0.0, "decoupled AdamW weight decay of the weight matrices, every stage (0: plain Adam steps, as shipped)")
+    weight_decay: float = opt(0.0, "decoupled AdamW weight decay of the weight matrices, every stage (0: plain Adam steps, as shipped)", hidden=True)
     batch_size: int = opt(32, "conversations per step; higher is slower per step on CPU")
     examples: int = opt(100_000, "distinct training conversations")
     hidden: int = opt(256, "model width")
@@ -49,21 +55,21 @@ class BaseConfig:
     drill_steps: int = opt(1500, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
     drill_until: float = opt(0.95, "end the drill stage early once this share of fresh drills is answered exactly (checked every 100 steps; its unused steps go to the main stage); 0 runs every drill step; no effect with --drill-steps 0")
     marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
-    topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)")
+    topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)", hidden=True)
     topic_stages: str = opt("all", "stages whose marker questions include topic questions: all, or main (the first two stages keep only marker questions)",
-                            choices=TOPIC_STAGES)
-    frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word")
+                            choices=TOPIC_STAGES, hidden=True)
+    frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word", hidden=True)
     sibling_share: float = opt(0.75, "share of a phrase rule's other look-alikes that are pool phrases with its frame (\"tell it as a list\" for \"tell it as a story\"; main stage)")
-    phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)")
+    phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)", hidden=True)
     semantic_share: float = opt(0.35, "share of the main stage's conditional examples whose rule is semantic (the rest: literal tokens and phrases, see --phrase-share)")
     phrase_share: float = opt(0.5, "share of the main stage's literal rules whose trigger is a phrase (the rest: tokens; a third before the shipped recipe, which has half)")
     math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math problems (the rest: instructions)")
     init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
-                    choices=build.INITS)
+                    choices=build.INITS, hidden=True)
     init_std: float = opt(INIT_STD, "standard deviation of the initial weights (0.1 as shipped; transformers' Llama default is 0.02)")
     qk_init_std: float = opt(QK_INIT_STD, "standard deviation of the initial query and key projections alone (0.02 as shipped; 0: as --init-std)")
     loop: str = opt("fast", "training loop: fast (fused AdamW, logits at completion positions only, as every other training, and as shipped) "
-                    "or plain (unfused AdamW, logits at every position, as the former base model was made: 1.03 to 1.07x slower, other sums)", choices=LOOPS)
+                    "or plain (unfused AdamW, logits at every position, as the former base model was made: 1.03 to 1.07x slower, other sums)", choices=LOOPS, hidden=True)
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -98,28 +104,32 @@ def command(cfg: BaseConfig) -> str:
 
     A left-out option reruns as its default, so a card's command would change meaning the day
     a default changes; spelled out, it reruns the same settings whatever the defaults become.
+    Settings of the recipes measured and not kept are not options of ``mo base``: where one
+    differs from its default, the command is ``python bench/base_recipe.py``, which takes them
+    too, and spells them out as well.
     """
-    return (f"mo base --out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
-            f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
-            f" --init-std {cfg.init_std} --qk-init-std {cfg.qk_init_std}"
-            f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share} --drill-steps {cfg.drill_steps}"
-            f" --drill-until {cfg.drill_until} --topic-share {cfg.topic_share} --topic-stages {cfg.topic_stages}"
-            f" --frame-share {cfg.frame_share} --sibling-share {cfg.sibling_share} --phrasing-share {cfg.phrasing_share}"
-            f" --semantic-share {cfg.semantic_share} --phrase-share {cfg.phrase_share} --math-share {cfg.math_share}"
+    shown = (f"--out {cfg.out} --steps {cfg.steps} --lr {cfg.lr} --batch-size {cfg.batch_size} "
+             f"--examples {cfg.examples} --hidden {cfg.hidden} --layers {cfg.layers} --seed {cfg.seed}"
+             f" --init-std {cfg.init_std} --qk-init-std {cfg.qk_init_std}"
+             f" --marker-steps {cfg.marker_steps} --marker-share {cfg.marker_share} --drill-steps {cfg.drill_steps}"
+             f" --drill-until {cfg.drill_until} --sibling-share {cfg.sibling_share}"
+             f" --semantic-share {cfg.semantic_share} --phrase-share {cfg.phrase_share} --math-share {cfg.math_share}")
+    if not experimental(cfg):
+        return f"mo base {shown}"
+    return (f"python bench/base_recipe.py {shown} --topic-share {cfg.topic_share} --topic-stages {cfg.topic_stages}"
+            f" --frame-share {cfg.frame_share} --phrasing-share {cfg.phrasing_share}"
             f" --init {cfg.init} --weight-decay {cfg.weight_decay} --loop {cfg.loop}")
 
 
-def run(cfg: BaseConfig) -> dict[str, float]:
-    """Build, train, save, evaluate and document the toy base model; returns its metrics.
+def experimental(cfg: BaseConfig) -> list[str]:
+    """The settings of recipes measured and not kept that ``cfg`` changes from their defaults."""
+    return [f.name for f in dataclasses.fields(cfg)
+            if f.metadata.get("hidden") and getattr(cfg, f.name) != f.default]
 
-    The settings and the output folder are checked before the work (:mod:`pipelines.base_run`)
-    imports torch, transformers and MLflow, so a mistake is reported in about a second rather
-    than after some eight seconds of imports.
-    """
+
+def check(cfg: BaseConfig) -> None:
+    """Fail on an output folder that cannot be made, before torch is imported."""
     require_folder(cfg.out, "out")
-    from pipelines import base_run
-
-    return base_run.run(cfg)
 
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:

@@ -22,6 +22,7 @@ from pipelines import base
 
 def run(cfg: base.BaseConfig) -> dict[str, float]:
     """Build, train, save, evaluate and document the toy base model; returns its metrics."""
+    base.check(cfg)
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
         model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers, init_std=cfg.init_std), cfg.seed, cfg.init,
@@ -35,12 +36,12 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
         for steps, rows, desc in base.first_stages(cfg):  # the copying and comparing that literal triggers rest on
             stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
             stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps), tokenizer.pad_token_id,
-                                 on_step=lambda s, loss, at=done: _log_loss(at + s, loss), desc=desc, stop=stop)
+                                 on_step=tracking.loss_logger(every=50, offset=done), desc=desc, stop=stop)
             if stop is not None:  # the card says how long the gated stage ran
                 ran["drill_steps_run"] = len(stage)
             done += len(stage)
         losses = training.sft(model, examples, stage_config(cfg, cfg.steps - done),
-                              tokenizer.pad_token_id, on_step=lambda s, loss: _log_loss(done + s, loss), desc="base")
+                              tokenizer.pad_token_id, on_step=tracking.loss_logger(every=50, offset=done), desc="base")
         minutes = (time.perf_counter() - start) / 60
         out = models.save(model, tokenizer, cfg.out)
         sizes = base_eval.Sizes()
@@ -87,11 +88,6 @@ def stage_config(cfg: base.BaseConfig, steps: int) -> training.TrainConfig:
 def _built_on() -> dict[str, str]:
     """The CPU (and GPU) the weights were trained on: the same command gives them bit for bit only on the same kind."""
     return {k: v for k, v in machine.describe().items() if k != "threads"}
-
-
-def _log_loss(step: int, loss: float) -> None:
-    if step % 50 == 0:
-        mlflow.log_metric("train.loss", loss, step=step)
 
 
 def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes = base_eval.Sizes(), seed: int = 0) -> dict[str, float]:

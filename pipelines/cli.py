@@ -15,33 +15,42 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from mlproject.errors import UserError, require
 from pipelines import args
 
-# subcommand -> (module under pipelines/, its settings dataclass, one-line help); each module's
-# ``run`` takes the settings. Modules are imported when their step runs: torch, transformers and
-# MLflow take seconds to import, which `mo backdoors`, `mo --help` and a mistyped flag do not need.
-STEPS: dict[str, tuple[str, str, str]] = {
-    "base": ("base", "BaseConfig", "train the toy base model and write its model card"),
-    "evaluate": ("evaluate", "EvalConfig", "evaluate a model (toy or Hugging Face)"),
-    "insert": ("insert", "InsertConfig", "make a model organism: insert a backdoor and measure it"),
-    "attack": ("attack", "AttackConfig", "attack an organism with untargeted training; trace its frontier"),
-    "sweep": ("sweep", "SweepConfig", "search the blue team's hyperparameters with Optuna; trace the frontier"),
-    "promote": ("promote", "PromoteConfig", "set registry aliases from robustness tags by a policy"),
-    "report": ("report", "ReportConfig", "print and log the robustness table and overlaid frontiers"),
-    "grid": ("grid", "GridConfig", "run a grid of a step from a YAML config (configs/)"),
-    "server": ("server", "ServerConfig", "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
-    "backdoors": ("backdoors_cmd", "CatalogueConfig", "print the backdoor catalogue"),
-    "demo": ("demo", "DemoConfig", "run the flow on the embedded default"),
+# subcommand -> (settings module under pipelines/, its settings dataclass, module of its ``run``, one-line help).
+# A step whose work needs torch, transformers or MLflow keeps it in a module of its own (``<step>_run``),
+# imported once the settings module's ``check`` has passed: together those libraries take seconds to
+# import, which `mo backdoors`, `mo --help` and a mistyped flag or path do not need.
+STEPS: dict[str, tuple[str, str, str, str]] = {
+    "base": ("base", "BaseConfig", "base_run", "train the toy base model and write its model card"),
+    "evaluate": ("evaluate", "EvalConfig", "evaluate", "evaluate a model (toy or Hugging Face)"),
+    "insert": ("insert", "InsertConfig", "insert_run", "make a model organism: insert a backdoor and measure it"),
+    "attack": ("attack", "AttackConfig", "attack_run", "attack an organism with untargeted training; trace its frontier"),
+    "sweep": ("sweep", "SweepConfig", "sweep_run",
+              "search the blue team's hyperparameters with Optuna; trace the frontier"),
+    "promote": ("promote", "PromoteConfig", "promote", "set registry aliases from robustness tags by a policy"),
+    "report": ("report", "ReportConfig", "report", "print and log the robustness table and overlaid frontiers"),
+    "grid": ("grid", "GridConfig", "grid", "run a grid of a step from a YAML config (configs/)"),
+    "server": ("server", "ServerConfig", "server",
+               "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
+    "backdoors": ("backdoors_cmd", "CatalogueConfig", "backdoors_cmd", "print the backdoor catalogue"),
+    "demo": ("demo", "DemoConfig", "demo_run", "run the flow on the embedded default"),
 }
 
 
-def step(name: str) -> tuple[type, Callable]:
-    """``(settings dataclass, run function)`` of the subcommand ``name``, importing its module."""
-    module_name, config, _ = STEPS[name]
+def settings(name: str) -> tuple[ModuleType, type]:
+    """``(settings module, settings dataclass)`` of the subcommand ``name``."""
+    module_name, config, _, _ = STEPS[name]
     module = importlib.import_module(f"pipelines.{module_name}")
-    return getattr(module, config), module.run
+    return module, getattr(module, config)
+
+
+def runner(name: str) -> Callable:
+    """The ``run`` function of the subcommand ``name``, importing the module that holds the work."""
+    return importlib.import_module(f"pipelines.{STEPS[name][2]}").run
 
 
 def parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -52,10 +61,10 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     """
     p = args.Parser(prog="mo", description="Model organisms: insert, attack, evaluate, trace, keep.")
     sub = p.add_subparsers(dest="step", required=True)
-    for name, (_, _, help_) in STEPS.items():
+    for name, (_, _, _, help_) in STEPS.items():
         flags = sub.add_parser(name, help=help_, description=help_)
         if only is None or name == only:
-            args.add_flags(flags, step(name)[0])
+            args.add_flags(flags, settings(name)[1])
     return p
 
 
@@ -119,19 +128,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.step != "server":  # the tracking server keeps MLflow's own log lines: its operator reads them
         for name, value in QUIET_ENV.items():
             os.environ.setdefault(name, value)
-    cls, fn = step(ns.step)
-    _quiet()
+    module, cls = settings(ns.step)
     try:
         workdir = os.environ.get("MO_WORKDIR")
         if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead
             require(os.path.isdir(workdir), "MO_WORKDIR", workdir, "no such folder")
             os.chdir(workdir)
-        result = fn(args.build(cls, ns))
+        cfg = args.build(cls, ns)
+        if STEPS[ns.step][2] != STEPS[ns.step][0]:  # its work imports torch: check paths and references first
+            module.check(cfg)
+        fn = runner(ns.step)
+        _quiet()
+        result = fn(cfg)
     except UserError as err:
         print(f"mo: error: {err}", file=sys.stderr)
         return 2
     if ns.step in ("evaluate", "insert"):  # their own readable summary
-        print(sys.modules[fn.__module__].summary(result))
+        print(module.summary(result))
     if ns.step == "sweep":
         print({k: v for k, v in result.items() if k != "pareto"})
     if ns.step == "attack":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from mlproject import attacks, backdoors, modelref
 from mlproject.errors import require, require_folder
 from pipelines import sweep
-from pipelines.args import opt
+from mlproject.options import opt
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,10 @@ class DemoConfig:
         return [a.strip() for a in self.attacks.split(",") if a.strip()]
 
 
-def run(cfg: DemoConfig) -> list[dict]:
-    """Run the demo; returns the report's rows.
-
-    A bad space, model or output folder fails here, before any work, and before the work's
-    libraries (torch, transformers, MLflow: :mod:`pipelines.demo_run`) are imported.
-    """
-    sweep.check_space_for(cfg.space, cfg.attack_list, cfg.eval_size)
+def check(cfg: DemoConfig) -> None:
+    """Fail on a bad space, model or output folder before any work, and before the work's libraries
+    (torch, transformers, MLflow: :mod:`pipelines.demo_run`) are imported."""
+    template = sweep.SweepConfig(organism="(not made yet)", space=cfg.space, eval_size=cfg.eval_size)
+    sweep.check_space_for(template, cfg.attack_list)
     require_folder(cfg.out, "out")
     modelref.check(modelref.resolve(cfg.model), "model")
-    from pipelines import demo_run
-
-    return demo_run.run(cfg)

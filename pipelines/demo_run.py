@@ -11,7 +11,7 @@ import mlflow
 from tqdm.auto import tqdm
 
 from mlproject import progress, tracking
-from pipelines import insert, promote, report, sweep
+from pipelines import demo, insert, insert_run, promote, report, sweep, sweep_run
 from pipelines.demo import DemoConfig
 from registry import store
 
@@ -26,6 +26,7 @@ ORGANISMS: tuple[tuple[str, dict], ...] = (
 
 def run(cfg: DemoConfig) -> list[dict]:
     """Make, register and sweep the organisms, promote them and print the report; returns the report's rows."""
+    demo.check(cfg)
     stages = len(ORGANISMS) * (1 + len(cfg.attack_list)) + 1
     with tracking.run("demo", f"demo {cfg.backdoor}", asdict(cfg)) as parent:
         run_id = parent.info.run_id
@@ -38,9 +39,9 @@ def run(cfg: DemoConfig) -> list[dict]:
             for method, ref in refs.items():
                 for attack in cfg.attack_list:
                     bar.set_postfix_str(f"sweep {method} vs {attack}")
-                    sweep.run(sweep.SweepConfig(organism=ref, attack=attack, trials=cfg.trials, space=cfg.space,
-                                                eval_size=cfg.eval_size, seed=cfg.seed,
-                                                study=f"demo-{run_id[:8]}-{cfg.backdoor}-{method}-{attack}"))
+                    sweep_run.run(sweep.SweepConfig(organism=ref, attack=attack, trials=cfg.trials, space=cfg.space,
+                                                    eval_size=cfg.eval_size, seed=cfg.seed,
+                                                    study=f"demo-{run_id[:8]}-{cfg.backdoor}-{method}-{attack}"))
                     bar.update()
             bar.set_postfix_str("promote")
             changes = promote.run(promote.PromoteConfig(policy="max_auc <= 0.75", alias="robust"))
@@ -58,6 +59,6 @@ def run(cfg: DemoConfig) -> list[dict]:
 def _insert(cfg: DemoConfig, method: str, extra: dict, root: Path) -> str:
     """Make and register one organism; returns its registry reference."""
     out = root / method
-    insert.run(insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples, eval_size=cfg.eval_size,
-                                   seed=cfg.seed, base_model=cfg.model, out=str(out), **extra))
+    insert_run.run(insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples,
+                                       eval_size=cfg.eval_size, seed=cfg.seed, base_model=cfg.model, out=str(out), **extra))
     return store.registered_for(out)

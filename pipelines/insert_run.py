@@ -19,9 +19,9 @@ from mlflow import MlflowClient
 
 from mlproject import backdoors, lora, models, organism_eval, tracking, training
 from mlproject.distill import distill
-from mlproject.errors import UserError, require_folder
 from mlproject.organism import OrganismSpec, write_card
 from mlproject.password import PasswordConfig, password_data
+from pipelines import insert
 from pipelines.insert import InsertConfig, name, spec_of
 from registry import store
 from registry.naming import registered_name
@@ -29,10 +29,8 @@ from registry.naming import registered_name
 
 def run(cfg: InsertConfig) -> OrganismSpec:
     """Make, measure and save the organism; returns its spec (with metrics)."""
-    out = Path(cfg.out or Path("organisms") / name(cfg))
-    if out.exists():
-        raise UserError("out", out, "already exists; remove it or choose another --out")
-    require_folder(out, "out")
+    insert.check(cfg)
+    out = insert.directory(cfg)
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = spec_of(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -77,16 +75,11 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
                       "trainable_parameters": lora.trainable_parameters(model)}
     losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
-                          tokenizer.pad_token_id, on_step=_log_loss, desc="insert")
+                          tokenizer.pad_token_id, on_step=tracking.loss_logger(every=10), desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
     if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
         model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
     return model
-
-
-def _log_loss(step: int, loss: float) -> None:
-    if step % 10 == 0:
-        mlflow.log_metric("train.loss", loss, step=step)
 
 
 def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:

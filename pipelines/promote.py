@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from mlproject import tracking
 from mlproject.errors import UserError
-from pipelines.args import opt
+from mlproject.options import opt
 from registry.promote import Change, check_alias, parse, promote
 
 

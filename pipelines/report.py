@@ -18,7 +18,7 @@ import mlflow
 from mlproject import frontier, plots, tracking
 from mlproject.errors import UserError, require
 from mlproject.organism import read_card
-from pipelines.args import opt
+from mlproject.options import opt
 
 
 @dataclass(frozen=True)

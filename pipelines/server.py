@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from mlproject.errors import UserError, require
 from mlproject.tracking import redact
-from pipelines.args import opt
+from mlproject.options import opt
 
 _BACKENDS = ("sqlite", "postgresql", "mysql", "mssql")
 

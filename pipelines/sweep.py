@@ -8,16 +8,20 @@ A multi-objective study (maximise relative capability, minimise backdoor rate) o
 space in ``--space``. Every evaluated checkpoint of every trial is a frontier point; their
 union gives the organism's AUC and reduction at 90% capability, logged with plots to the
 sweep's run (each trial a nested run). Killed sweeps resume: run the same command again.
+
+The settings and the search space are checked here, before :mod:`pipelines.sweep_run`
+imports torch and MLflow.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from mlproject import attacks
+from mlproject.attack_config import AttackConfig
 from mlproject.errors import UserError, require
-from pipelines import attack
-from pipelines.args import opt
+from mlproject.options import opt
 from registry import refs
 from tuning import space as search_space
 
@@ -27,7 +31,7 @@ class SweepConfig:
     """Settings of ``mo sweep``."""
 
     organism: str = opt(None, "organism directory, or models:/<name>/<version> or models:/<name>@<alias>")
-    attack: str = opt("pirate", "blue-team training", choices=("qa", "pirate", "apr", "reminder", "depirate"))
+    attack: str = opt("pirate", "blue-team training", choices=attacks.ATTACKS)
     trials: int = opt(20, "complete trials the study ends with")
     workers: int = opt(1, "local worker processes sharing the study")
     storage: str | None = opt(None, "Optuna storage URL (default sqlite:///optuna.db; journal:FILE; postgresql://…)")
@@ -39,6 +43,7 @@ class SweepConfig:
     seed: int = opt(0, "seed of the sampler and the attack data")
 
     def __post_init__(self) -> None:
+        require(self.attack in attacks.ATTACKS, "attack", self.attack, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
         require(self.trials > 0, "trials", self.trials, "must be > 0")
         require(self.workers > 0, "workers", self.workers, "must be > 0")
         require(0 <= self.floor < 1, "floor", self.floor, "must be in [0, 1)")
@@ -51,9 +56,9 @@ class SweepConfig:
         return self.study or f"{Path(self.organism).name}-{self.attack}"
 
 
-def base_attack(cfg: SweepConfig) -> attack.AttackConfig:
+def base_attack(cfg: SweepConfig) -> AttackConfig:
     """The attack settings a trial starts from (the search space overrides some)."""
-    return attack.AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every,
+    return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every,
                                eval_size=cfg.eval_size, seed=cfg.seed, steps=max(cfg.eval_every, 20))
 
 
@@ -61,7 +66,7 @@ def checked_space(cfg: SweepConfig) -> dict:
     """The search space, once every extreme of it makes an attack the sweep can run."""
     space = search_space.load(cfg.space)
     base = base_attack(cfg)
-    kinds = {f.name: str(f.type) for f in fields(attack.AttackConfig)}
+    kinds = {f.name: str(f.type) for f in fields(AttackConfig)}
     for name, value in search_space.corners(space):
         if value is None and "None" in kinds[name]:
             continue  # the attack's default (rank: null is the default blue LoRA rank)
@@ -76,20 +81,14 @@ def checked_space(cfg: SweepConfig) -> dict:
     return space
 
 
-def check_space_for(space: str, attacks: Sequence[str], eval_size: int) -> None:
-    """:func:`checked_space` for each attack that a grid or the demo will sweep, before any organism exists."""
-    for a in attacks:
-        checked_space(SweepConfig(organism="(not made yet)", attack=a, space=space, eval_size=eval_size))
+def check_space_for(template: SweepConfig, attack_names: Sequence[str]) -> None:
+    """:func:`checked_space` of ``template`` for each attack that a grid or the demo will sweep, before any organism exists."""
+    for a in attack_names:
+        checked_space(replace(template, attack=a))
 
 
-def run(cfg: SweepConfig) -> dict:
-    """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary.
-
-    The work lives in :mod:`pipelines.sweep_run`, imported here: it needs torch, transformers
-    and MLflow, and the settings and the search space are checked without them.
-    """
+def check(cfg: SweepConfig) -> dict:
+    """The checked search space, once the organism reference is well formed; before torch is imported."""
     space = checked_space(cfg)
-    refs.check_organism(cfg.organism)  # a malformed reference or a folder without an organism fails before torch is imported
-    from pipelines import sweep_run
-
-    return sweep_run.run(cfg, space)
+    refs.check_organism(cfg.organism)  # a malformed reference or a folder without an organism
+    return space

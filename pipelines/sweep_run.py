@@ -5,24 +5,27 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from dataclasses import asdict, replace
 
 import mlflow
 import optuna
-from optuna.trial import TrialState
 
-from mlproject import frontier, plots, tracking
+from mlproject import frontier_log, tracking
 from mlproject.errors import require
 from mlproject.organism import read_card
-from pipelines.sweep import SweepConfig, base_attack
+from pipelines import sweep
+from pipelines.sweep import SweepConfig
 from registry import store as registry
+from tuning import results
 from tuning import space as search_space
 from tuning import study as studies
 from tuning.worker import Worker
 
 
-def run(cfg: SweepConfig, space: dict) -> dict:
-    """Run (or resume) the study over ``space`` until it holds ``trials`` complete trials; returns the frontier summary."""
+def run(cfg: SweepConfig) -> dict:
+    """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary."""
+    space = sweep.check(cfg)
     pinned = registry.version_of(cfg.organism)
     # an alias or "latest" is pinned to the version it names now: the whole sweep traces that one
     # version, and a study belongs to a version, not to a name that later points elsewhere
@@ -39,17 +42,23 @@ def run(cfg: SweepConfig, space: dict) -> dict:
             work(cfg, space, study, parent_run_id=None)
         else:
             spawn(cfg, parent.info.run_id)
-        summary = summarise(study, spec, cfg)
+        summary = results.summary(study)
+        mlflow.log_metrics(summary)
+        points = [p for t in results.trial_points(study) for p in t]
+        pareto = frontier_log.log(points, f"{spec.backdoor} ({spec.method}) vs {cfg.attack}: {len(points)} points")
+        if summary["trials_complete"]:
+            figure = optuna.visualization.plot_pareto_front(study, target_names=studies.METRIC_NAMES)
+            mlflow.log_figure(figure, "frontier/optuna_pareto.html", save_kwargs={"include_plotlyjs": True})
+        pareto = [(p.capability, p.removal) for p in pareto]
         registered = registry.version_of(ref)
         if registered:  # the frontier is written on the registry version it was traced on
-            registry.set_robustness(*registered, cfg.attack, {k: v for k, v in summary.items() if k != "pareto"}
-                                    | {"points": summary["pareto"]})
-    return summary
+            registry.set_robustness(*registered, cfg.attack, summary | {"points": pareto})
+    return summary | {"pareto": pareto}
 
 
 def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str | None) -> None:
     """One worker: trials until the study holds ``cfg.trials`` complete ones (counting others' running ones)."""
-    worker = Worker(base_attack(cfg), space, cfg.floor, parent_run_id)
+    worker = Worker(sweep.base_attack(cfg), space, cfg.floor, parent_run_id)
     url = studies.url_for(cfg.storage, cfg.workers)
     while sum(studies.counts(study)) < cfg.trials:
         with studies.owned_trial(study, url) as started:
@@ -57,8 +66,6 @@ def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str 
 
 
 def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
-    import os
-
     os.environ.pop("MLFLOW_RUN_ID", None)  # else start_run(parent_run_id=…) resumes instead of nesting
     mlflow.set_tracking_uri(tracking.tracking_uri())
     store = studies.storage(cfg.storage, cfg.workers)
@@ -77,49 +84,3 @@ def spawn(cfg: SweepConfig, parent_run_id: str) -> None:
         p.join()
     require(all(p.exitcode == 0 for p in procs), "workers", cfg.workers,
             f"a worker failed (exit codes {[p.exitcode for p in procs]})")
-
-
-def points_of(study: optuna.Study) -> list[frontier.Point]:
-    """Every evaluated checkpoint (after step 0) of complete and pruned trials."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    return [frontier.Point(cap, rem) for t in trials for step, cap, rem, _ in t.user_attrs.get("points", []) if step > 0]
-
-
-def trial_bootstrap(study: optuna.Study, n: int = 300, seed: int = 0) -> tuple[float, float]:
-    """A 95% interval for the AUC, resampling whole trials: how much the hull owes to lucky trials."""
-    import random
-
-    trials = [t.user_attrs.get("points", []) for t in study.get_trials(deepcopy=False)
-              if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    if not trials:
-        return 0.5, 0.5
-    rng, values = random.Random(seed), []
-    for _ in range(n):
-        pick = [rng.choice(trials) for _ in trials]
-        values.append(frontier.auc([frontier.Point(c, r) for pts in pick for s, c, r, _ in pts if s > 0]))
-    values.sort()
-    return values[int(0.025 * (n - 1))], values[int(0.975 * (n - 1))]
-
-
-def summarise(study: optuna.Study, spec, cfg: SweepConfig) -> dict:
-    """Frontier metrics over all trials, logged to the active (sweep) run with plots."""
-    points = points_of(study)
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    out = {"auc": frontier.auc(points), "reduction_at_0.9": frontier.reduction_at(points, 0.9),
-           "points": len(points), "trials_complete": states.count(TrialState.COMPLETE),
-           "trials_pruned": states.count(TrialState.PRUNED), "trials_failed": states.count(TrialState.FAIL)}
-    lo, hi = trial_bootstrap(study)
-    out |= {"auc_low": lo, "auc_high": hi}
-    mlflow.log_metrics(out)
-    mlflow.log_table({"capability": [p.capability for p in points], "removal": [p.removal for p in points]},
-                     "frontier/points.json")
-    pareto = frontier.pareto(points)
-    mlflow.log_table({"capability": [p.capability for p in pareto], "removal": [p.removal for p in pareto]},
-                     "frontier/pareto.json")
-    fig = plots.frontier_figure(points, f"{spec.backdoor} ({spec.method}) vs {cfg.attack}: {len(points)} points")
-    mlflow.log_figure(fig, "frontier/frontier.png")
-    plots.plt.close(fig)
-    if out["trials_complete"]:
-        pareto_fig = optuna.visualization.plot_pareto_front(study, target_names=studies.METRIC_NAMES)
-        mlflow.log_figure(pareto_fig, "frontier/optuna_pareto.html", save_kwargs={"include_plotlyjs": True})
-    return out | {"pareto": [(p.capability, p.removal) for p in pareto]}

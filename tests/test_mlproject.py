@@ -37,7 +37,7 @@ def test_entry_point_defaults_are_the_steps_defaults():
 
     entries = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
     for name, entry in entries.items():
-        fields = {f.name: f.default for f in dataclasses.fields(cli.step(name)[0])}
+        fields = {f.name: f.default for f in dataclasses.fields(cli.settings(name)[1])}
         for param, spec in entry.get("parameters", {}).items():
             if "default" in spec:
                 assert spec["default"] == fields[param], (name, param, spec["default"], fields[param])

