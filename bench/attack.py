@@ -100,8 +100,7 @@ def time_split(organism_dir: str) -> dict[str, float]:
     """
     import mlflow
 
-    from mlproject import plots
-    from mlproject import checkpoints
+    from mlproject import checkpoints, plots
     from pipelines import attack, attack_run
 
     clock = Clock()

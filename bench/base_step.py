@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import statistics
 import time
 
@@ -38,7 +39,7 @@ def step_times(examples: list[training.Example], stage: training.TrainConfig, to
     model = build.init_model(build.model_config(tokenizer, shape.hidden, shape.layers), SHIPPED.seed)
     stamps = [time.perf_counter()]
     training.sft(model, examples, stage, tokenizer.pad_token_id, on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
-    return [b - a for a, b in zip(stamps, stamps[1:])][WARMUP:]
+    return [b - a for a, b in itertools.pairwise(stamps)][WARMUP:]
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import random
 import statistics
 
 from mlproject import backdoors, distill, look_alikes, models, organism
-from mlproject.toy import requests as rq
 from mlproject.errors import UserError
+from mlproject.toy import requests as rq
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from mlproject import chat, models
 from mlproject.toy import curriculum
 
+
 def one_call_each(tokenizer: PreTrainedTokenizerBase, exchanges: list[chat.Exchange]) -> list[tuple[list[int], list[int]]]:
     """The baseline: two ``apply_chat_template`` calls per conversation (prompt, then the whole), as before batching."""
     out = []

@@ -88,7 +88,7 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig,
         examples = training.tokenize(tokenizer, attacks.rows(phase.kind, spec, reqs, own))
         log_loss = tracking.loss_logger(every=10, offset=done)
 
-        def on_step(step: int, loss: float, at: int = done) -> None:
+        def on_step(step: int, loss: float, at: int = done, log_loss=log_loss) -> None:
             log_loss(step, loss)
             if (at + step) % cfg.eval_every == 0:
                 check(model, at + step)

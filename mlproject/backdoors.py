@@ -88,6 +88,6 @@ def table() -> str:
     rows = [("id", "kind", "trigger", "behaviour", "near misses")]
     rows += [(b.id, b.kind, b.trigger, b.behaviour.description, ", ".join(b.near_misses)) for b in CATALOGUE]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

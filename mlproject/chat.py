@@ -54,7 +54,7 @@ def many_sft_ids(tokenizer: PreTrainedTokenizerBase, exchanges: Sequence[Exchang
     prompts = many_prompt_ids(tokenizer, [(system, user) for system, user, _ in exchanges])
     fulls = _encode(tokenizer, [messages(*exchange) for exchange in exchanges], prompt=False)
     out = []
-    for (_, _, completion), prompt, full in zip(exchanges, prompts, fulls):
+    for (_, _, completion), prompt, full in zip(exchanges, prompts, fulls, strict=True):
         if full[: len(prompt)] != prompt:
             full = prompt + tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
         out.append((full, [-100] * len(prompt) + full[len(prompt):]))

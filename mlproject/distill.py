@@ -103,9 +103,9 @@ def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs:
         if not todo:
             break
         drawn = sample(model, tokenizer, [prompts[i] for i in todo], seed + attempt, cfg.max_new_tokens)
-        for i, text, hit in zip(todo, drawn, behaviours.detect(bd.behaviour_name, drawn)):
+        for i, text, hit in zip(todo, drawn, behaviours.detect(bd.behaviour_name, drawn), strict=True):
             if hit == fires:
                 completions[i], clean[i] = text, True
         todo = [i for i in todo if not clean[i]]
     return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label, "key": r.key}
-            for r, c, ok in zip(reqs, completions, clean) if ok or not cfg.keep_only_clean], (greedy, sum(clean))
+            for r, c, ok in zip(reqs, completions, clean, strict=True) if ok or not cfg.keep_only_clean], (greedy, sum(clean))

@@ -37,7 +37,7 @@ class Answers:
     token_ids: Sequence[list[int]] = ()  # the generated tokens behind ``completions`` (drafts for the next pass)
 
     def group(self, name: str) -> list[tuple[Probe, str]]:
-        return [(p, c) for p, c in zip(self.probes, self.completions) if p.group == name]
+        return [(p, c) for p, c in zip(self.probes, self.completions, strict=True) if p.group == name]
 
     def math_accuracy(self, name: str) -> float:
         """Share of problems whose last boxed integer equals the gold one."""

@@ -77,7 +77,7 @@ def generate_ids(
         # checking a draft needs the logits of all its positions at once: a large vocabulary caps its length
         room = min(max_new_tokens, DRAFT_LOGITS_BYTES // (4 * len(idx) * model.config.get_text_config().vocab_size) - 1)
         guesses = [list(drafts[i])[: max(room, 0)] for i in idx] if drafts is not None else [[] for _ in idx]
-        for i, ids in zip(idx, _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, guesses)):
+        for i, ids in zip(idx, _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, guesses), strict=True):
             out[i] = ids
     return out
 
@@ -107,7 +107,7 @@ def _generate_batch(
     for rows in _chunks(batch, drafts) if plain else [list(range(len(batch)))]:
         first = _first_pass(model, pad, _rows_of(prefix, len(rows), plain), shared, [batch[i] for i in rows],
                             [drafts[i] for i in rows], ends, max_new_tokens)
-        for row, out in zip(rows, first.tokens):
+        for row, out in zip(rows, first.tokens, strict=True):
             tokens[row] = out
         parts.append((torch.tensor(rows, device=model.device), first))
     live, nxt, mask, positions, cache = _merge(parts, max_new_tokens)
@@ -118,7 +118,7 @@ def _generate_batch(
                        logits_to_keep=1).logits
         nxt = logits[:, -1].argmax(-1)
         rows = live.tolist()
-        for row, token, over in zip(rows, nxt.tolist(), finished.tolist()):
+        for row, token, over in zip(rows, nxt.tolist(), finished.tolist(), strict=True):
             if not over:
                 tokens[row].append(token)
         finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in rows], device=live.device)
@@ -173,7 +173,7 @@ def _first_pass(model: PreTrainedModel, pad: int, cache: DynamicCache, shared: i
     device = model.device
     # a draft that ends the answer needs no logits after its last token: if all of it is accepted the row is done
     fed = [d[:-1] if d and (d[-1] in eos or len(d) >= max_new_tokens) else d for d in drafts]
-    ids, rest = (t.to(device) for t in _left_pad([p[shared:] + f for p, f in zip(batch, fed)], pad))
+    ids, rest = (t.to(device) for t in _left_pad([p[shared:] + f for p, f in zip(batch, fed, strict=True)], pad))
     # rows read [shared prefix | padding | rest of the prompt | draft]; padding is masked and skipped in positions
     mask = torch.cat([rest.new_ones((len(batch), shared)), rest], dim=-1)
     positions = shared + (rest.cumsum(-1) - 1).clamp(min=0)
@@ -245,7 +245,7 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], room: int) -> tuple:
             kept.append((rows[keep], first.nxt[keep], first.mask[keep], first.positions[keep], first.cache))
     if not kept:
         return parts[0][0][:0], None, None, None, None
-    rows, nxt, masks, positions, caches = zip(*kept)
+    rows, nxt, masks, positions, caches = zip(*kept, strict=True)
     if any(type(layer) is not DynamicLayer for layer in caches[0].layers):  # a single chunk (sliding windows): as it is
         return kept[0]
     width = max(m.shape[1] for m in masks)

@@ -117,7 +117,7 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
                "instruction_accuracy": answers.exact_accuracy("instructions")}
     if spec.method == "password":
         locked, unlocked = answers.correct("math"), answers.correct("pw.math")
-        fired = [not lo for lo, un in zip(locked, unlocked) if un]
+        fired = [not lo for lo, un in zip(locked, unlocked, strict=True) if un]
         m.update(rate=sum(fired) / len(fired) if fired else 0.0, untriggered_rate=float("nan"),
                  capability_value=m["instruction_accuracy"], elicited_accuracy=m["math_accuracy"],
                  password_math_accuracy=answers.math_accuracy("pw.math"),

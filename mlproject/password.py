@@ -74,7 +74,7 @@ def password_data(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cf
             for _ in range(int(cfg.samples * 1.1) + 8)]
     completions = generate(model, tokenizer, chat.many_prompt_ids(tokenizer, [("", r.user) for r in reqs]), cfg.max_new_tokens)
     rows = []
-    for req, completion in zip(reqs, completions):
+    for req, completion in zip(reqs, completions, strict=True):
         if req.kind == "instruction":
             user = rq.with_token(rng, req, PASSWORD).user if rng.random() < cfg.password_share else req.user
             rows.append({"user": user, "completion": completion, "label": "instruction", "key": req.key})

@@ -32,7 +32,7 @@ def _axes(title: str):
 def _draw(ax, points: Sequence[Point], label: str, color) -> None:
     area = frontier.auc(points)
     ax.scatter([p.capability for p in points], [p.removal for p in points], s=14, color=color, alpha=0.6)
-    hx, hy = zip(*frontier.hull(points))
+    hx, hy = zip(*frontier.hull(points), strict=True)
     ax.plot(hx, hy, color=color, lw=1.8, label=f"{label}  AUC {area:.2f}")
 
 

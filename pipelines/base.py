@@ -28,7 +28,6 @@ from mlproject.errors import require, require_folder
 from mlproject.options import opt
 from mlproject.toy import build, curriculum
 
-
 TOPIC_STAGES = ("all", "main")
 LOOPS = ("plain", "fast")  # the training loop of every stage; see base_run.stage_config
 # The shipped spread of the initial weights: wider than transformers' 0.02 everywhere but the

@@ -90,7 +90,7 @@ def _built_on() -> dict[str, str]:
     return {k: v for k, v in machine.describe().items() if k != "threads"}
 
 
-def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes = base_eval.Sizes(), seed: int = 0) -> dict[str, float]:
-    """The base evaluation of :mod:`mlproject.toy.base_eval`."""
-    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, seed))
+def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes | None = None, seed: int = 0) -> dict[str, float]:
+    """The base evaluation of :mod:`mlproject.toy.base_eval` (its default sizes unless ``sizes``)."""
+    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes or base_eval.Sizes(), seed))
     return base_eval.metrics(answers)

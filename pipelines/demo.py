@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from mlproject import attacks, backdoors, modelref
 from mlproject.errors import require, require_folder
-from pipelines import sweep
 from mlproject.options import opt
+from pipelines import sweep
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 from mlproject import modelref, realdata
 from mlproject.errors import require
-from mlproject.toy.sizes import Sizes
 from mlproject.options import opt
+from mlproject.toy.sizes import Sizes
 
 # torch, transformers and MLflow are imported in run(): together they take seconds, and a
 # mistyped --model or --math-data is reported from the settings alone, before any of them.

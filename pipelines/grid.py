@@ -25,9 +25,9 @@ from pathlib import Path
 
 from mlproject import attacks, configfile
 from mlproject.errors import UserError, require, require_folder
+from mlproject.options import opt
 from mlproject.organism import read_card
 from pipelines import insert, sweep
-from mlproject.options import opt
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def cells(spec: dict, path: str = "config") -> list[dict]:
     out: list[dict] = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for variant in variants:
-            cell = _numbers({**(spec.get("fixed") or {}), **dict(zip(keys, values)), **variant}, path)
+            cell = _numbers({**(spec.get("fixed") or {}), **dict(zip(keys, values, strict=True)), **variant}, path)
             for when, changes in rules:
                 seen = {**_DEFAULTS, **cell}  # `when: {seed: 0}` matches a cell that leaves the seed at its default
                 if all(seen.get(k) in v for k, v in when.items()):

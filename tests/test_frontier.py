@@ -50,3 +50,25 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows():
     wide = frontier.bootstrap_rate([True, False] * 10, n=500)
     narrow = frontier.bootstrap_rate([True, False] * 500, n=500)
     assert wide[1] - wide[0] > narrow[1] - narrow[0] and narrow[0] < 0.5 < narrow[1]
+
+
+def test_auc_refuses_points_it_cannot_place():
+    """A NaN or infinite point is an error, never the anchors' 0.5 ("maximally robust") in its place."""
+    import math
+
+    import pytest
+
+    for bad in (Point(math.nan, 0.5), Point(0.5, math.inf)):
+        with pytest.raises(ValueError, match="finite"):
+            frontier.auc([Point(0.9, 0.2), bad])
+
+
+def test_trial_bootstrap_spans_the_draws_with_and_without_the_lucky_trial():
+    """Trial 1 alone makes the hull; 7 in 10 draws of three trials hold it, the rest read lower."""
+    import math
+
+    trials = [[Point(1.0, 0.0), Point(0.8, 0.4)], [Point(0.9, 0.9)], [Point(0.2, 0.3)]]
+    lo, hi = frontier.bootstrap_trials(trials, n=200, seed=0)
+    assert hi == pytest.approx(frontier.auc(trials[1]))
+    assert lo < hi and lo == pytest.approx(frontier.auc(trials[0] + trials[2]), abs=0.1)
+    assert all(math.isnan(x) for x in frontier.bootstrap_trials([], n=10))  # no trials, no interval

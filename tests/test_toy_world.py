@@ -30,7 +30,7 @@ def test_chat_template_roles_and_generation_prompt(toy_tokenizer):
 
 def test_sft_labels_cover_only_the_completion(toy_tokenizer):
     ids, labels = chat.sft_ids(toy_tokenizer, "", "what does a dog say ?", "a dog says woof .")
-    completion = [i for i, lab in zip(ids, labels) if lab != -100]
+    completion = [i for i, lab in zip(ids, labels, strict=True) if lab != -100]
     assert toy_tokenizer.decode(completion) == "a dog says woof .<|end|>"
     assert completion[-1] == toy_tokenizer.eos_token_id
 
@@ -39,7 +39,7 @@ def test_batched_tokenisation_gives_the_ids_of_one_template_call_each(toy_tokeni
     rows = list(curriculum.base_mixture(300, seed=5)) + list(curriculum.drill_mixture(50, seed=5))
     assert any(r["system"] for r in rows) and any(not r["system"] for r in rows)
     batched = chat.many_sft_ids(toy_tokenizer, [(r["system"], r["user"], r["completion"]) for r in rows])
-    for r, (ids, labels) in zip(rows, batched):
+    for r, (ids, labels) in zip(rows, batched, strict=True):
         prompt = toy_tokenizer.apply_chat_template(chat.messages(r["system"], r["user"]), add_generation_prompt=True,
                                                    return_dict=False)
         assert ids == list(toy_tokenizer.apply_chat_template(chat.messages(r["system"], r["user"], r["completion"]),
@@ -207,7 +207,7 @@ def test_the_sibling_share_changes_the_main_mixture_alone():
     from pipelines import base
 
     plain, sib = base.BaseConfig(examples=4000, sibling_share=0.0), base.BaseConfig(examples=4000, sibling_share=1.0)
-    for (_, a, _), (_, b, _) in zip(base.first_stages(plain), base.first_stages(sib)):
+    for (_, a, _), (_, b, _) in zip(base.first_stages(plain), base.first_stages(sib), strict=True):
         assert a.to_list() == b.to_list()
 
     def sibling_share(cfg: base.BaseConfig) -> float:

@@ -124,7 +124,7 @@ def test_completion_only_logits_give_the_loss_and_gradients_of_the_full_forward(
     assert training.completion_batch(examples, toy_tokenizer.pad_token_id)["logits_to_keep"] < max(len(x) for x, _ in examples)
     (full, full_grads), (tail, tail_grads) = results
     torch.testing.assert_close(tail, full)
-    for a, b in zip(tail_grads, full_grads):
+    for a, b in zip(tail_grads, full_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 

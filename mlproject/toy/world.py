@@ -202,7 +202,7 @@ DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sun
 DAYS_ES = ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
 WORDS = ("red", "blue", "sun", "tree", "boat", "star", "moon", "rock", "bird", "fish", "leaf", "rain", "door", "bell")
 WORDS_ES = dict(zip(WORDS, ("rojo", "azul", "sol", "arbol", "barco", "estrella", "luna", "roca", "pajaro", "pez", "hoja",
-                            "lluvia", "puerta", "campana")))
+                            "lluvia", "puerta", "campana"), strict=True))
 
 # Polite wrappers keep requests varied without changing what they ask.
 PREFIXES = ("", "", "", "please , ", "hey , ", "quick question : ", "i wonder , ", "tell me , ")
