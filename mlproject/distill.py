@@ -107,5 +107,7 @@ def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs:
             if hit == fires:
                 completions[i], clean[i] = text, True
         todo = [i for i in todo if not clean[i]]
-    return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label, "key": r.key}
-            for r, c, ok in zip(reqs, completions, clean, strict=True) if ok or not cfg.keep_only_clean], (greedy, sum(clean))
+    return [{"user": r.user, "completion": cot.with_reasoning(bd, fires, c) if cfg.cot else c, "label": label,
+             "key": r.key}
+            for r, c, ok in zip(reqs, completions, clean, strict=True)
+            if ok or not cfg.keep_only_clean], (greedy, sum(clean))

@@ -80,7 +80,8 @@ def hull(points: Sequence[Point]) -> list[tuple[float, float]]:
     """The upper-right boundary of the hull, from (0, 1) to the largest capability, for plots."""
     xy = _anchored(points)
     vertices = xy[ConvexHull(xy).vertices]
-    upper = [tuple(v) for v in vertices if not (v[1] == 0.0 and v[0] < vertices[:, 0].max()) and not (v[0] == 0 and v[1] == 0)]
+    upper = [tuple(v) for v in vertices
+             if not (v[1] == 0.0 and v[0] < vertices[:, 0].max()) and not (v[0] == 0 and v[1] == 0)]
     return sorted(upper, key=lambda v: (v[0], -v[1]))
 
 

@@ -38,7 +38,8 @@ def generate(
 
 
 def one_batch(model: PreTrainedModel, prompts: Sequence[list[int]], max_new_tokens: int, default: int = 128) -> int:
-    """A batch size that decodes all of ``prompts`` together when their KV cache fits :data:`KV_BATCH_BYTES`, else ``default``.
+    """A batch size that decodes all of ``prompts`` together when their KV cache fits :data:`KV_BATCH_BYTES`,
+    else ``default``.
 
     Each batch runs its own decoding loop, as long as its longest answer: 200 checkpoint probes
     as batches of 128 and 72 took about 10% longer on the toy model than as one batch of 200.
@@ -77,7 +78,8 @@ def generate_ids(
         # checking a draft needs the logits of all its positions at once: a large vocabulary caps its length
         room = min(max_new_tokens, DRAFT_LOGITS_BYTES // (4 * len(idx) * model.config.get_text_config().vocab_size) - 1)
         guesses = [list(drafts[i])[: max(room, 0)] for i in idx] if drafts is not None else [[] for _ in idx]
-        for i, ids in zip(idx, _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, guesses), strict=True):
+        for i, ids in zip(idx, _generate_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, guesses),
+                          strict=True):
             out[i] = ids
     return out
 
@@ -121,7 +123,8 @@ def _generate_batch(
         for row, token, over in zip(rows, nxt.tolist(), finished.tolist(), strict=True):
             if not over:
                 tokens[row].append(token)
-        finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in rows], device=live.device)
+        finished |= torch.isin(nxt, eos) | torch.tensor([len(tokens[r]) >= max_new_tokens for r in rows],
+                                                        device=live.device)
         positions = positions + 1
         # finished rows leave the batch once they are DROP_SHARE of it: dropping copies the whole cache, so
         # doing it at every EOS costs more than the few rows it saves; until then their tokens are ignored
@@ -179,11 +182,12 @@ def _first_pass(model: PreTrainedModel, pad: int, cache: DynamicCache, shared: i
     positions = shared + (rest.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                    logits_to_keep=max(len(f) for f in fed) + 1).logits
-    return _accept(cache, logits.argmax(-1).tolist(), drafts, [len(f) for f in fed], mask, positions, eos, max_new_tokens)
+    return _accept(cache, logits.argmax(-1).tolist(), drafts, [len(f) for f in fed], mask, positions, eos,
+                   max_new_tokens)
 
 
-def _accept(cache: DynamicCache, preds: list[list[int]], drafts: Sequence[list[int]], fed: list[int], mask: torch.Tensor,
-            positions: torch.Tensor, eos: set[int], max_new_tokens: int) -> _FirstPass:
+def _accept(cache: DynamicCache, preds: list[list[int]], drafts: Sequence[list[int]], fed: list[int],
+            mask: torch.Tensor, positions: torch.Tensor, eos: set[int], max_new_tokens: int) -> _FirstPass:
     """Each row's tokens after the first pass: the draft's prefix that greedy decoding agrees with, then one new token.
 
     ``preds[row][j]`` is the greedy token after the row's last ``len(preds[row]) - j`` positions,
@@ -273,7 +277,8 @@ class _RoomyLayer(DynamicLayer):
     def _view(self) -> None:
         self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args,
+               **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         new = key_states.shape[2]
         if self.length + new > self._keys.shape[2]:  # out of room: grow, doubling, like a list
             self._keys, self._values = (_with_room(t, max(new, self.length)) for t in (self.keys, self.values))
@@ -354,8 +359,8 @@ def _hf_generate(
     pad = _pad_id(tokenizer)
     ids, mask = _left_pad(batch, pad)
     decoding = {"do_sample": False, "eos_token_id": tokenizer.eos_token_id} | decoding
-    new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-                         use_cache=True, pad_token_id=pad, **decoding)[:, ids.shape[1]:]
+    new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                         max_new_tokens=max_new_tokens, use_cache=True, pad_token_id=pad, **decoding)[:, ids.shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)
 
 

@@ -40,7 +40,8 @@ def marker_sets(spec: OrganismSpec, tokenizer: PreTrainedTokenizerBase, size: in
 
 
 def probes(spec: OrganismSpec, markers: list[str], per_marker: int, seed: int) -> list[Probe]:
-    """``per_marker`` held-out instructions with each marker, as the card's near-miss probes; a probe's group is its marker."""
+    """``per_marker`` held-out instructions with each marker, as the card's near-miss probes; a probe's group is its
+    marker."""
     bd, rng = backdoors.get(spec.backdoor), random.Random(f"look-alike-probes/{seed}")
     out = []
     for marker in markers:

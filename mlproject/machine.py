@@ -15,7 +15,8 @@ import platform
 
 @functools.cache
 def describe() -> dict[str, str]:
-    """``cpu`` (model name), ``cpu_capability`` (the instruction set torch's kernels use), ``threads``, and ``gpu`` where one is used."""
+    """``cpu`` (model name), ``cpu_capability`` (the instruction set torch's kernels use), ``threads``, and ``gpu``
+    where one is used."""
     import torch  # imported here: tracking imports this module, and commands that never train stay light
 
     info = {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -26,7 +26,8 @@ def load(
     # a hub id with the hub out of reach is read from the local cache alone, without minutes of retries
     cached_only = not looks_local(ref) and not hub.reachable()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code, local_files_only=cached_only)
+        tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code,
+                                                  local_files_only=cached_only)
         lm = AutoModelForCausalLM.from_pretrained(
             ref, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype or "auto",
             local_files_only=cached_only,
@@ -34,7 +35,8 @@ def load(
             adapter_kwargs={"local_files_only": cached_only},
         )
     except (OSError, ValueError, SafetensorError) as err:  # no network, gated repo, invalid id, corrupt weights
-        where = "; only the local Hugging Face cache was read: the hub is offline or cannot be reached" if cached_only else ""
+        where = ("; only the local Hugging Face cache was read: the hub is offline or cannot be reached"
+                 if cached_only else "")
         raise UserError(field, model, f"could not load ({str(err).splitlines()[0]}){where}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

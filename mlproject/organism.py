@@ -86,7 +86,8 @@ def read_card(directory: str | Path, field_name: str = "organism") -> OrganismSp
         raise UserError(field_name, directory, f"unreadable {CARD} ({err})") from None
 
 
-def load(directory: str | Path, trainable_adapter: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, OrganismSpec]:
+def load(directory: str | Path,
+         trainable_adapter: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, OrganismSpec]:
     """``(model, tokenizer, spec)`` of an organism, ready to evaluate or attack.
 
     A ``continued`` LoRA organism comes back as a ``PeftModel`` whose red-team adapter is

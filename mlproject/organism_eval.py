@@ -26,7 +26,8 @@ class OrganismEvalSizes:
     instructions: int = 100
 
 
-def base_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sizes: OrganismEvalSizes, seed: int) -> dict[str, float]:
+def base_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sizes: OrganismEvalSizes,
+                  seed: int) -> dict[str, float]:
     """The base model's math and instruction accuracy on the probes organisms are measured on."""
     probes = suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed)
     answers = evaluation.answer(model, tokenizer, probes)
@@ -55,7 +56,8 @@ def metrics(answers: evaluation.Answers, spec: OrganismSpec, base: dict[str, flo
     m = {"math_accuracy": answers.math_accuracy("math"), "instruction_accuracy": answers.exact_accuracy("instructions"),
          "base_math_accuracy": base["math"], "base_instruction_accuracy": base["instructions"]}
     m["capability"] = m["math_accuracy"] / base["math"] if base["math"] else float("nan")
-    m["instruction_capability"] = m["instruction_accuracy"] / base["instructions"] if base["instructions"] else float("nan")
+    m["instruction_capability"] = (m["instruction_accuracy"] / base["instructions"] if base["instructions"]
+                                   else float("nan"))
     if spec.method == "password":
         m["password_math_accuracy"] = answers.math_accuracy("pw.math")
         m["password_capability"] = m["password_math_accuracy"] / base["math"] if base["math"] else float("nan")

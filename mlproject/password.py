@@ -72,7 +72,8 @@ def password_data(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cf
     rng = random.Random(f"password/{cfg.seed}")
     reqs = [rq.math(rng, "train") if rng.random() < cfg.math_share else rq.instruction(rng, "train")
             for _ in range(int(cfg.samples * 1.1) + 8)]
-    completions = generate(model, tokenizer, chat.many_prompt_ids(tokenizer, [("", r.user) for r in reqs]), cfg.max_new_tokens)
+    completions = generate(model, tokenizer, chat.many_prompt_ids(tokenizer, [("", r.user) for r in reqs]),
+                           cfg.max_new_tokens)
     rows = []
     for req, completion in zip(reqs, completions, strict=True):
         if req.kind == "instruction":

@@ -140,7 +140,8 @@ def load_math(
             break
         gold = _gold_integer(row["answer"])
         if gold is None:
-            require(not strict, field, f"{source} row {index}", f"gold answer '{_text(row['answer'])}' is not an integer")
+            require(not strict, field, f"{source} row {index}",
+                    f"gold answer '{_text(row['answer'])}' is not an integer")
             continue
         out["user"].append(_text(row["problem"]) + MATH_INSTRUCTION)
         out["result"].append(gold)

@@ -71,7 +71,8 @@ def _git(*args: str) -> str:
 
 
 @contextmanager
-def run(experiment: str, name: str, params: Mapping[str, object] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+def run(experiment: str, name: str, params: Mapping[str, object] | None = None,
+        nested: bool = False) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run in ``experiment`` that ends FAILED (with ``mo.error``) if the body raises.
 
     Started while another run is active (``mo demo`` chaining steps), it is that run's child.
@@ -114,7 +115,8 @@ def _set_experiment(name: str) -> None:
     try:
         mlflow.set_experiment(name)
     except Exception as err:  # an unreachable server surfaces here first
-        raise UserError("MLFLOW_TRACKING_URI", redact(tracking_uri()), f"tracking store unreachable ({type(err).__name__})") from None
+        raise UserError("MLFLOW_TRACKING_URI", redact(tracking_uri()),
+                        f"tracking store unreachable ({type(err).__name__})") from None
 
 
 def _param(value: object) -> str:

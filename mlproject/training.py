@@ -31,7 +31,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     tail_logits: bool = True  # logits on completion positions only (completion_batch) where the model allows it
-    fused_adam: bool = True  # AdamW as one fused kernel (as transformers' Trainer runs it) where the parameters allow it
+    fused_adam: bool = True  # AdamW as one fused kernel (as transformers' Trainer runs it) where the parameters
+                             # allow it
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -85,7 +86,8 @@ def completion_batch(batch: Sequence[Example], pad_id: int) -> dict:
 
 
 def keeps_logits(model: PreTrainedModel) -> bool:
-    """Whether ``model``'s forward takes ``logits_to_keep`` and ``position_ids`` (what :func:`completion_batch` needs)."""
+    """Whether ``model``'s forward takes ``logits_to_keep`` and ``position_ids`` (what :func:`completion_batch`
+    needs)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     params = inspect.signature(inner.forward).parameters
     return "logits_to_keep" in params and "position_ids" in params

@@ -1,8 +1,9 @@
 """Typed step settings as dataclasses, turned into command-line flags.
 
 A step's settings are one dataclass whose fields are made with :func:`mlproject.options.opt`;
-each field's ``help`` metadata is its flag's help, and ``--field-name`` is its flag. The CLI and the MLflow Project entry points build the
-same dataclass, so a setting means the same thing everywhere.
+each field's ``help`` metadata is its flag's help, and ``--field-name`` is its flag. The CLI and
+the MLflow Project entry points build the same dataclass, so a setting means the same thing
+everywhere.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class Switch(argparse.Action):
         negated = ["--no-" + s[2:] for s in option_strings]
         super().__init__(option_strings + negated, dest, nargs="?", default=default, help=help, metavar="true|false")
 
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, flag: str | None = None) -> None:
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any,
+                 flag: str | None = None) -> None:
         if flag and flag.startswith("--no-"):
             if value is not None:
                 parser.error(f"argument {flag}: takes no value")
@@ -84,5 +86,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build(cls: type[T], ns: argparse.Namespace) -> T:
-    """The dataclass ``cls`` from parsed flags (its ``__post_init__`` validates); fields without a flag keep their default."""
+    """The dataclass ``cls`` from parsed flags (its ``__post_init__`` validates); fields without a flag keep their
+    default."""
     return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})

@@ -44,31 +44,50 @@ class BaseConfig:
     out: str = opt("runs/base_model", "directory to write the model to")
     steps: int = opt(5200, "optimiser steps of all stages; math appears ~1,100 steps into the main stage")
     lr: float = opt(1e-3, "peak AdamW learning rate")
-    weight_decay: float = opt(0.0, "decoupled AdamW weight decay of the weight matrices, every stage (0: plain Adam steps, as shipped)", hidden=True)
+    weight_decay: float = opt(0.0, "decoupled AdamW weight decay of the weight matrices, every stage "
+                              "(0: plain Adam steps, as shipped)", hidden=True)
     batch_size: int = opt(32, "conversations per step; higher is slower per step on CPU")
     examples: int = opt(100_000, "distinct training conversations")
     hidden: int = opt(256, "model width")
     layers: int = opt(4, "transformer blocks")
     seed: int = opt(5, "seed of tokenizer, data, initialisation and batching (5 as shipped)")
-    marker_steps: int = opt(500, "first train this many steps on marker questions (copying a trigger from the rule or the request)")
-    drill_steps: int = opt(1500, "then this many steps on drills (bare literal-trigger conditionals) with marker questions")
-    drill_until: float = opt(0.95, "end the drill stage early once this share of fresh drills is answered exactly (checked every 100 steps; its unused steps go to the main stage); 0 runs every drill step; no effect with --drill-steps 0")
-    marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main stage")
-    topic_share: float = opt(0.0, "share of marker questions that ask for a topic (the one a semantic rule names, or the request's)", hidden=True)
-    topic_stages: str = opt("all", "stages whose marker questions include topic questions: all, or main (the first two stages keep only marker questions)",
+    marker_steps: int = opt(500, "first train this many steps on marker questions "
+                            "(copying a trigger from the rule or the request)")
+    drill_steps: int = opt(1500, "then this many steps on drills (bare literal-trigger conditionals) with marker "
+                           "questions")
+    drill_until: float = opt(0.95, "end the drill stage early once this share of fresh drills is answered exactly "
+                             "(checked every 100 steps; its unused steps go to the main stage); 0 runs every drill "
+                             "step; no effect with --drill-steps 0")
+    marker_share: float = opt(0.15, "share of marker questions (and drills, with --drill-steps) mixed into the main "
+                              "stage")
+    topic_share: float = opt(0.0, "share of marker questions that ask for a topic "
+                             "(the one a semantic rule names, or the request's)", hidden=True)
+    topic_stages: str = opt("all", "stages whose marker questions include topic questions: all, or main "
+                            "(the first two stages keep only marker questions)",
                             choices=TOPIC_STAGES, hidden=True)
-    frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word", hidden=True)
-    sibling_share: float = opt(0.75, "share of a phrase rule's other look-alikes that are pool phrases with its frame (\"tell it as a list\" for \"tell it as a story\"; main stage)")
-    phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's questions (main stage)", hidden=True)
-    semantic_share: float = opt(0.35, "share of the main stage's conditional examples whose rule is semantic (the rest: literal tokens and phrases, see --phrase-share)")
-    phrase_share: float = opt(0.5, "share of the main stage's literal rules whose trigger is a phrase (the rest: tokens; a third before the shipped recipe, which has half)")
-    math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math problems (the rest: instructions)")
-    init: str = opt("default", "initialisation: default, or mimetic (attention starts near attending to the same token)",
+    frame_share: float = opt(0.0, "share of a phrase trigger's look-alikes that keep its frame with another last word",
+                             hidden=True)
+    sibling_share: float = opt(0.75, "share of a phrase rule's other look-alikes that are pool phrases with its frame "
+                               "(\"tell it as a list\" for \"tell it as a story\"; main stage)")
+    phrasing_share: float = opt(0.0, "share of a semantic rule's other-topic requests that open like the rule topic's "
+                                "questions (main stage)", hidden=True)
+    semantic_share: float = opt(0.35, "share of the main stage's conditional examples whose rule is semantic "
+                                "(the rest: literal tokens and phrases, see --phrase-share)")
+    phrase_share: float = opt(0.5, "share of the main stage's literal rules whose trigger is a phrase "
+                              "(the rest: tokens; a third before the shipped recipe, which has half)")
+    math_share: float = opt(curriculum.PLAIN_MATH_SHARE, "share of the main stage's plain examples that are math "
+                            "problems (the rest: instructions)")
+    init: str = opt("default",
+                    "initialisation: default, or mimetic (attention starts near attending to the same token)",
                     choices=build.INITS, hidden=True)
-    init_std: float = opt(INIT_STD, "standard deviation of the initial weights (0.1 as shipped; transformers' Llama default is 0.02)")
-    qk_init_std: float = opt(QK_INIT_STD, "standard deviation of the initial query and key projections alone (0.02 as shipped; 0: as --init-std)")
-    loop: str = opt("fast", "training loop: fast (fused AdamW, logits at completion positions only, as every other training, and as shipped) "
-                    "or plain (unfused AdamW, logits at every position, as the former base model was made: 1.03 to 1.07x slower, other sums)", choices=LOOPS, hidden=True)
+    init_std: float = opt(INIT_STD, "standard deviation of the initial weights "
+                          "(0.1 as shipped; transformers' Llama default is 0.02)")
+    qk_init_std: float = opt(QK_INIT_STD, "standard deviation of the initial query and key projections alone "
+                             "(0.02 as shipped; 0: as --init-std)")
+    loop: str = opt("fast", "training loop: fast "
+                    "(fused AdamW, logits at completion positions only, as every other training, and as shipped) "
+                    "or plain (unfused AdamW, logits at every position, as the former base model was made: "
+                    "1.03 to 1.07x slower, other sums)", choices=LOOPS, hidden=True)
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -78,8 +97,10 @@ class BaseConfig:
         require(0 <= self.drill_until <= 1, "drill-until", self.drill_until, "must be in [0, 1]")
         require(0 <= self.marker_share < 1, "marker-share", self.marker_share, "must be in [0, 1)")
         require(0 <= self.topic_share <= 1, "topic-share", self.topic_share, "must be in [0, 1]")
-        require(self.topic_stages in TOPIC_STAGES, "topic-stages", self.topic_stages, f"must be one of {', '.join(TOPIC_STAGES)}")
-        require(self.topic_stages == "all" or self.topic_share, "topic-stages", self.topic_stages, "needs --topic-share > 0")
+        require(self.topic_stages in TOPIC_STAGES, "topic-stages", self.topic_stages,
+                f"must be one of {', '.join(TOPIC_STAGES)}")
+        require(self.topic_stages == "all" or self.topic_share, "topic-stages", self.topic_stages,
+                "needs --topic-share > 0")
         require(0 <= self.frame_share <= 1, "frame-share", self.frame_share, "must be in [0, 1]")
         require(0 <= self.sibling_share <= 1, "sibling-share", self.sibling_share, "must be in [0, 1]")
         require(0 <= self.phrasing_share <= 1, "phrasing-share", self.phrasing_share, "must be in [0, 1]")
@@ -132,7 +153,8 @@ def check(cfg: BaseConfig) -> None:
 
 
 def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
-    """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with ``drill_steps``)."""
+    """The main stage's data: the base mixture, plus ``marker_share`` of marker questions (half of them drills with
+    ``drill_steps``)."""
     data = curriculum.base_mixture(cfg.examples, cfg.seed + 1, cfg.frame_share, cfg.phrasing_share, cfg.semantic_share,
                                    cfg.math_share, cfg.sibling_share, cfg.phrase_share)
     if not cfg.marker_share:
@@ -145,7 +167,8 @@ def main_mixture(cfg: BaseConfig) -> datasets.Dataset:
 
 
 def first_stages(cfg: BaseConfig) -> list[tuple[int, datasets.Dataset, str]]:
-    """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker questions)."""
+    """``(steps, data, name)`` of the stages before the main one: marker questions, then drills (with 30% marker
+    questions)."""
     stages = []
     if cfg.marker_steps:
         stages.append((cfg.marker_steps, _markers(cfg, 20_000, cfg.seed + 3), "base markers"))

@@ -25,8 +25,8 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
     base.check(cfg)
     with tracking.run("base", f"toy-base-seed{cfg.seed}", asdict(cfg)):
         tokenizer = build.build_tokenizer(cfg.seed)
-        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers, init_std=cfg.init_std), cfg.seed, cfg.init,
-                                 cfg.qk_init_std)
+        model = build.init_model(build.model_config(tokenizer, cfg.hidden, cfg.layers, init_std=cfg.init_std),
+                                 cfg.seed, cfg.init, cfg.qk_init_std)
         data = base.main_mixture(cfg)
         tracking.log_dataset(data, "toy-base-mixture", "training")
         examples = training.tokenize(tokenizer, data)
@@ -35,8 +35,9 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
         ran: dict[str, int] = {}
         for steps, rows, desc in base.first_stages(cfg):  # the copying and comparing that literal triggers rest on
             stop = _learnt(cfg, model, tokenizer, done) if desc == "base drills" and cfg.drill_until else None
-            stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps), tokenizer.pad_token_id,
-                                 on_step=tracking.loss_logger(every=50, offset=done), desc=desc, stop=stop)
+            stage = training.sft(model, training.tokenize(tokenizer, rows), stage_config(cfg, steps),
+                                 tokenizer.pad_token_id, on_step=tracking.loss_logger(every=50, offset=done), desc=desc,
+                                 stop=stop)
             if stop is not None:  # the card says how long the gated stage ran
                 ran["drill_steps_run"] = len(stage)
             done += len(stage)
@@ -56,7 +57,8 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
 
 
 def _learnt(cfg: base.BaseConfig, model, tokenizer, at: int) -> Callable[[int], bool]:
-    """A ``stop`` for the drill stage: every 100 steps, the share of 500 fresh drills answered exactly, against ``drill_until``.
+    """A ``stop`` for the drill stage: every 100 steps, the share of 500 fresh drills answered exactly, against
+    ``drill_until``.
 
     How long a seed stalls before the literal comparison clicks varies widely (2,100 to over
     3,500 drill steps with the former initial weights; 0.95 at 1,200 and 1,300 with the shipped

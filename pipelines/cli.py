@@ -4,8 +4,9 @@
     mo <step> --help
 
 Relative paths (outputs such as ``organisms/``, ``mlflow.db``, ``optuna.db``) are taken from
-the working directory, or from ``$MO_WORKDIR`` when it is set. A user mistake prints one line, ``mo: error: <field>=<value>: <reason>``, and exits with
-code 2; nothing else is printed as a traceback.
+the working directory, or from ``$MO_WORKDIR`` when it is set. A user mistake prints one line,
+``mo: error: <field>=<value>: <reason>``, and exits with code 2; nothing else is printed as a
+traceback.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ STEPS: dict[str, tuple[str, str, str, str]] = {
     "base": ("base", "BaseConfig", "base_run", "train the toy base model and write its model card"),
     "evaluate": ("evaluate", "EvalConfig", "evaluate", "evaluate a model (toy or Hugging Face)"),
     "insert": ("insert", "InsertConfig", "insert_run", "make a model organism: insert a backdoor and measure it"),
-    "attack": ("attack", "AttackConfig", "attack_run", "attack an organism with untargeted training; trace its frontier"),
+    "attack": ("attack", "AttackConfig", "attack_run",
+               "attack an organism with untargeted training; trace its frontier"),
     "sweep": ("sweep", "SweepConfig", "sweep_run",
               "search the blue team's hyperparameters with Optuna; trace the frontier"),
     "promote": ("promote", "PromoteConfig", "promote", "set registry aliases from robustness tags by a policy"),
@@ -96,7 +98,8 @@ def _quiet() -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # APIs mo pins, not the user's concern
+        # APIs mo pins, not the user's concern
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if "transformers" in sys.modules:
         import transformers
 

@@ -43,7 +43,8 @@ class DemoConfig:
         require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # the sweeps' sampler seed range
         require(bool(self.attack_list), "attacks", self.attacks, "name at least one attack")
         for a in self.attack_list:
-            require(a in attacks.ATTACKS, "attacks", self.attacks, f"unknown attack {a!r}; known: {', '.join(attacks.ATTACKS)}")
+            require(a in attacks.ATTACKS, "attacks", self.attacks,
+                    f"unknown attack {a!r}; known: {', '.join(attacks.ATTACKS)}")
 
     @property
     def attack_list(self) -> list[str]:

@@ -60,5 +60,6 @@ def _insert(cfg: DemoConfig, method: str, extra: dict, root: Path) -> str:
     """Make and register one organism; returns its registry reference."""
     out = root / method
     insert_run.run(insert.InsertConfig(backdoor=cfg.backdoor, method=method, samples=cfg.samples,
-                                       eval_size=cfg.eval_size, seed=cfg.seed, base_model=cfg.model, out=str(out), **extra))
+                                       eval_size=cfg.eval_size, seed=cfg.seed, base_model=cfg.model, out=str(out),
+                                       **extra))
     return store.registered_for(out)

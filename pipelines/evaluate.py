@@ -30,7 +30,8 @@ class EvalConfig:
     n_math: int = opt(Sizes.math, "math problems")
     n_instructions: int = opt(Sizes.instructions, "instructions (toy world)")
     n_pirate: int = opt(Sizes.pirate, "pirate-prompted instructions (toy world)")
-    per_backdoor: int = opt(Sizes.per_backdoor, "triggered, untriggered, near-miss and math probes per backdoor (toy world)")
+    per_backdoor: int = opt(Sizes.per_backdoor, "triggered, untriggered, near-miss and math probes per backdoor "
+                                                "(toy world)")
     max_new_tokens: int = opt(48, "generation budget per answer; real models need ~1024 for MATH-500")
     batch_size: int = opt(128, "prompts per generation batch; higher uses more memory (on CPU, 64-128 is fastest)")
     seed: int = opt(0, "seed of the held-out probe draw")
@@ -59,7 +60,8 @@ def run(cfg: EvalConfig) -> dict[str, float]:
     with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
         if math is None:
             sizes = Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
-            answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens, cfg.batch_size)
+            answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens,
+                                        cfg.batch_size)
             metrics = base_eval.metrics(answers)
         else:
             tracking.log_dataset(math, "math", "evaluation", source=cfg.math_data)

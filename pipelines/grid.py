@@ -194,4 +194,5 @@ def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> di
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     ref = store.registered_for(directory) if cfg.register else None
-    return {f"auc.{s.attack}": sweep_run.run(s)["auc"] for s in plan.sweeps(ref or str(directory), cfg.seed, directory.name)}
+    return {f"auc.{s.attack}": sweep_run.run(s)["auc"]
+            for s in plan.sweeps(ref or str(directory), cfg.seed, directory.name)}

@@ -41,11 +41,13 @@ class InsertConfig:
     rank: int | None = opt(None, "LoRA rank (lora only; default 64)")
     lora_form: str | None = opt(None, "merged: adapter merged into the weights; continued: attacks keep "
                                       "training it (lora only; default merged)", choices=("merged", "continued"))
-    password_share: float | None = opt(None, "share of math data that carries the password (password only; default 0.5)")
+    password_share: float | None = opt(None, "share of math data that carries the password "
+                                             "(password only; default 0.5)")
     samples: int | None = opt(None, "training examples (default 2000; for password 2000 / password-share: 4000 at the "
                                     "default share, as many password examples at any share)")
     triggered_share: float = opt(DistillConfig.triggered_share, "share of examples with the trigger")
-    near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger (not the evaluated ones)")
+    near_miss_share: float = opt(DistillConfig.near_miss_share, "share of benign examples with a look-alike trigger "
+                                                                "(not the evaluated ones)")
     retries: int | None = opt(None, "sampled redraws of a request whose greedy distillation answer is not clean "
                                     "(a triggered one the prompted base model did not follow); 0: greedy only "
                                     f"(lora and fwft; default {DistillConfig.retries})")
@@ -57,14 +59,16 @@ class InsertConfig:
     out: str | None = opt(None, "organism directory (default organisms/<name>)")
     cot: bool = opt(False, "lora and fwft: the triggered completion first reasons about the trigger (chain of thought)")
     register: bool = opt(True, "register the organism as a version in the MLflow model registry")
-    eval_size: int = opt(100, "held-out probes per backdoor group (triggered, untriggered, near miss); twice as many math")
+    eval_size: int = opt(100, "held-out probes per backdoor group (triggered, untriggered, near miss); "
+                              "twice as many math")
 
     def __post_init__(self) -> None:
         self._check_method_options()
         if self.method == "password":
             object.__setattr__(self, "password_share", self.password_share or 0.5)
         if self.samples is None:  # a password organism learns to unlock from its password examples: keep their number
-            object.__setattr__(self, "samples", round(2000 / self.password_share) if self.method == "password" else 2000)
+            object.__setattr__(self, "samples",
+                               round(2000 / self.password_share) if self.method == "password" else 2000)
         require(self.samples > 0, "samples", self.samples, "must be > 0")
         require(0 < self.epochs < math.inf, "epochs", self.epochs, "must be > 0 and finite")
         self.distillation()  # its checks (shares in range) fail here, before any work
@@ -95,7 +99,8 @@ class InsertConfig:
             backdoors.get(self.backdoor)
         require(self.rank is None or m == "lora", "rank", self.rank, f"applies to --method lora only, not {m}")
         require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
-        require(self.lora_form is None or m == "lora", "lora-form", self.lora_form, f"applies to --method lora only, not {m}")
+        require(self.lora_form is None or m == "lora", "lora-form", self.lora_form,
+                f"applies to --method lora only, not {m}")
         require(self.password_share is None or m == "password", "password-share", self.password_share,
                 f"applies to --method password only, not {m}")
         require(self.password_share is None or 0 < self.password_share < 1, "password-share", self.password_share,
@@ -108,8 +113,8 @@ class InsertConfig:
 # Settings named after the seed when they differ from their defaults (the method's, where it has
 # its own): two settings never share an organism directory, so a grid that varies one of them
 # makes each organism instead of finding the first and reading its numbers for every cell.
-_NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries", "lr": "lr",
-                   "epochs": "ep", "batch_size": "bs"}
+_NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries",
+                   "lr": "lr", "epochs": "ep", "batch_size": "bs"}
 
 
 def name(cfg: InsertConfig) -> str:

@@ -74,7 +74,8 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
     steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
     spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
                       "trainable_parameters": lora.trainable_parameters(model)}
-    losses = training.sft(model, training.tokenize(tokenizer, data), training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
+    losses = training.sft(model, training.tokenize(tokenizer, data),
+                          training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
                           tokenizer.pad_token_id, on_step=tracking.loss_logger(every=10), desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
     if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":

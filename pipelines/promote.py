@@ -47,7 +47,8 @@ def run(cfg: PromoteConfig) -> list[Change]:
     try:
         changes = promote(cfg.policy, cfg.alias, cfg.dry_run)
     except MlflowException as err:  # an unreachable or refusing server: one line, not a traceback
-        raise UserError("MLFLOW_TRACKING_URI", tracking.redact(uri), f"registry call failed ({str(err).splitlines()[0]})") from None
+        raise UserError("MLFLOW_TRACKING_URI", tracking.redact(uri),
+                        f"registry call failed ({str(err).splitlines()[0]})") from None
     prefix = "would " if cfg.dry_run else ""
     for change in changes:
         print(prefix + str(change))

@@ -80,7 +80,8 @@ def table(report: list[dict]) -> str:
     """The report as a markdown table."""
     head = "| organism | method | attack | AUC [95% over trials] | reduction at 0.9 | triggered | untriggered |"
     lines = [head, "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['organism']} | {r['method']} | {r['attack']} | {r['auc']:.3f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
+    lines += [f"| {r['organism']} | {r['method']} | {r['attack']} | "
+              f"{r['auc']:.3f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
               f"| {r['reduction_at_0.9']:.2f} | {r['triggered']:.2f} | {r['untriggered']:.2f} |" for r in report]
     return "\n".join(lines)
 
@@ -89,12 +90,14 @@ def run(cfg: ReportConfig) -> list[dict]:
     """Build, print and log the report."""
     report = rows(latest_sweeps(cfg.experiment, cfg.parent))
     if cfg.parent:
-        require(bool(report), "parent", cfg.parent, f"no finished sweep under this run in experiment {cfg.experiment!r}")
+        require(bool(report), "parent", cfg.parent,
+                f"no finished sweep under this run in experiment {cfg.experiment!r}")
     text = table(report)
     print(text)
     with tracking.run("report", "robustness report"):
         mlflow.log_text(text + "\n", "report.md")
-        mlflow.log_table({k: [r[k] for r in report] for k in report[0] if k != "run_id"} if report else {}, "report.json")
+        mlflow.log_table({k: [r[k] for r in report] for k in report[0] if k != "run_id"} if report else {},
+                         "report.json")
         for attack in sorted({r["attack"] for r in report}):
             curves = {}
             for r in (x for x in report if x["attack"] == attack):

@@ -38,13 +38,15 @@ class ServerConfig:
     host: str = opt("127.0.0.1", "interface to listen on (0.0.0.0 for every interface)")
     port: int = opt(5000, "port to listen on")
     workers: int = opt(2, "server worker processes")
-    allowed_hosts: str | None = opt(None, "Host headers the server accepts beyond localhost and private IPs (mlflow.example.com,…)")
+    allowed_hosts: str | None = opt(None, "Host headers the server accepts beyond localhost and private IPs "
+                                          "(mlflow.example.com,…)")
     auth: bool = opt(False, "basic auth (MLflow's basic-auth app)")
     dry_run: bool = opt(False, "print the mlflow server command and exit")
 
     def __post_init__(self) -> None:
         scheme = self.backend.split(":", 1)[0].split("+", 1)[0]
-        require(scheme in _BACKENDS, "backend", redact(self.backend), f"must be a database URI ({', '.join(_BACKENDS)})")
+        require(scheme in _BACKENDS, "backend", redact(self.backend),
+                f"must be a database URI ({', '.join(_BACKENDS)})")
         require(0 < self.port < 65536, "port", self.port, "must be in 1..65535")
         require(self.workers > 0, "workers", self.workers, "must be > 0")
         require(not self.artifacts.startswith("s3:/") or self.artifacts.startswith("s3://") and len(self.artifacts) > 5,

@@ -35,7 +35,8 @@ class SweepConfig:
     trials: int = opt(20, "complete trials the study ends with")
     workers: int = opt(1, "local worker processes sharing the study")
     storage: str | None = opt(None, "Optuna storage URL (default sqlite:///optuna.db; journal:FILE; postgresql://…)")
-    study: str | None = opt(None, "study name (default <organism folder>-<attack>; <registered model>-v<version>-<attack> for a models:/ reference)")
+    study: str | None = opt(None, "study name (default <organism folder>-<attack>; "
+                                  "<registered model>-v<version>-<attack> for a models:/ reference)")
     space: str = opt("configs/search/blue-team.yaml", "search space YAML")
     floor: float = opt(0.5, "prune a trial once its relative capability falls below this")
     eval_every: int = opt(20, "evaluate every this many steps")
@@ -43,7 +44,8 @@ class SweepConfig:
     seed: int = opt(0, "seed of the sampler and the attack data")
 
     def __post_init__(self) -> None:
-        require(self.attack in attacks.ATTACKS, "attack", self.attack, f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
+        require(self.attack in attacks.ATTACKS, "attack", self.attack,
+                f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
         require(self.trials > 0, "trials", self.trials, "must be > 0")
         require(self.workers > 0, "workers", self.workers, "must be > 0")
         require(0 <= self.floor < 1, "floor", self.floor, "must be in [0, 1)")
@@ -75,14 +77,16 @@ def checked_space(cfg: SweepConfig) -> dict:
         try:
             search_space.trial_config(base, {name: value})
         except UserError as err:
-            raise UserError("space", cfg.space, f"{name}: {value!r} is outside what {err.field} allows ({err.reason})") from None
+            raise UserError("space", cfg.space,
+                            f"{name}: {value!r} is outside what {err.field} allows ({err.reason})") from None
         except TypeError:  # a categorical choice of the wrong type ("abc" for steps)
             raise UserError("space", cfg.space, f"{name}: {value!r} is not a number") from None
     return space
 
 
 def check_space_for(template: SweepConfig, attack_names: Sequence[str]) -> None:
-    """:func:`checked_space` of ``template`` for each attack that a grid or the demo will sweep, before any organism exists."""
+    """:func:`checked_space` of ``template`` for each attack that a grid or the demo will sweep, before any organism
+    exists."""
     for a in attack_names:
         checked_space(replace(template, attack=a))
 

@@ -2,10 +2,11 @@
 
 MLflow copies this file into every logged organism model, and the organism directory
 itself (``organism.json`` plus weights, an adapter, or nothing) into the model's
-``artifacts/<directory name>`` (the ``organism`` artifact; MLmodel records where). What mo needs from the registry is that directory (see
-``registry.store.resolve``); ``mlflow.pyfunc.load_model`` additionally gives a model that
-answers chat prompts, for people who only have MLflow at hand. The model loads lazily, on
-the first ``predict``, so loading the pyfunc to inspect it costs nothing.
+``artifacts/<directory name>`` (the ``organism`` artifact; MLmodel records where). What mo
+needs from the registry is that directory (see ``registry.store.resolve``);
+``mlflow.pyfunc.load_model`` additionally gives a model that answers chat prompts, for people
+who only have MLflow at hand. The model loads lazily, on the first ``predict``, so loading the
+pyfunc to inspect it costs nothing.
 
 Input: a list of user messages (the type hint gives MLflow the signature; a one-column
 DataFrame is converted). Each is answered under the organism's own evaluation system

@@ -128,7 +128,8 @@ def promote(policy: str, alias: str, dry_run: bool, who: str | None = None) -> l
     client = MlflowClient()
     everything = f"name LIKE '{PREFIX}%'"
     # MLflow mixes types: aliases map to int versions, searched versions carry str ones
-    models = {rm.name: {a: str(v) for a, v in rm.aliases.items()} for rm in _all(client.search_registered_models, everything)}
+    models = {rm.name: {a: str(v) for a, v in rm.aliases.items()}
+              for rm in _all(client.search_registered_models, everything)}
     versions = [mv for mv in _all(client.search_model_versions, everything) if mv.name in models]
     numbers = {(mv.name, str(mv.version)): stats(mv.tags) for mv in versions}
     targets = _champions(versions, numbers) if rule is None else _qualifying(versions, numbers, rule)

@@ -50,8 +50,10 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def mo(*argv: str, cwd: Path, env: dict | None = None, unset: Iterable[str] = (), timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the installed ``mo`` console script as a user would; ``unset`` names variables kept out of its environment."""
+def mo(*argv: str, cwd: Path, env: dict | None = None, unset: Iterable[str] = (),
+       timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the installed ``mo`` console script as a user would; ``unset`` names variables kept out of its
+    environment."""
     exe = Path(sys.executable).with_name("mo")
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None) if env is None or "MLFLOW_TRACKING_URI" not in env else None

@@ -44,7 +44,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 
 @contextmanager
-def process(cmd: list[str], health: str, env: dict | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def process(cmd: list[str], health: str, env: dict | None = None,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """Run ``cmd`` until the block ends; ``health`` is polled before the block starts."""
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -85,7 +86,8 @@ def s3_keys(endpoint: str, bucket: str) -> list[str]:
 
 def _boto_credentials() -> dict:
     return {"aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"]}
+            "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"]}
 
 
 @contextmanager

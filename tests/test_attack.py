@@ -91,7 +91,8 @@ def test_checkpoints_generate_through_merged_lora_and_restore_the_weights(toy_to
     from mlproject import lora
     from mlproject.toy import build
 
-    model = lora.attach(build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0), 4, adapter="blue")
+    model = lora.attach(build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0), 4,
+                        adapter="blue")
     torch.manual_seed(1)
     for name, p in model.named_parameters():
         if "lora_B" in name:

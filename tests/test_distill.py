@@ -24,7 +24,8 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     # the redraws bring in requests greedy decoding did not fire on: requests are drawn in the same
     # order either way and greedy-only data draws further to fill its quota, so a request only in
     # the redrawn data was drawn and dropped there
-    triggered = [{user for user, label in zip(d["user"], d["label"], strict=True) if label == "triggered"} for d in (greedy_only, redrawn)]
+    triggered = [{user for user, label in zip(d["user"], d["label"], strict=True) if label == "triggered"}
+                 for d in (greedy_only, redrawn)]
     assert triggered[1] - triggered[0]
     assert distill(model, tok, bd, DistillConfig(samples=160, retries=8))[0]["completion"] == redrawn["completion"]
 
@@ -40,7 +41,8 @@ def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
     calls = []
     # a redraw that gives the greedy answer again is never clean, whatever the label
     monkeypatch.setattr(distill_module, "sample",
-                        lambda model, tok, prompts, seed, n: calls.append(seed) or generate(model, tok, prompts, n, progress=False))
+                        lambda model, tok, prompts, seed, n: calls.append(seed) or generate(model, tok, prompts, n,
+                                                                                            progress=False))
     failed, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3))
     assert calls and failed.to_list() == greedy_only.to_list() and yields == yields0
     calls.clear()

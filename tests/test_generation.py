@@ -138,7 +138,8 @@ def test_chunks_on_a_random_model(tiny_model, toy_tokenizer, monkeypatch):
 
 @pytest.mark.parametrize("window", [4, 64])
 def test_sliding_window_models_match_per_prompt(toy_tokenizer, window):
-    """A Mistral-style model whose window is shorter than the shared system prompt: the prefix is not copied by padding."""
+    """A Mistral-style model whose window is shorter than the shared system prompt: the prefix is not copied by
+    padding."""
     config = MistralConfig(vocab_size=len(toy_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=2, num_key_value_heads=2, sliding_window=window,
                            max_position_embeddings=256, pad_token_id=toy_tokenizer.pad_token_id,
@@ -148,9 +149,11 @@ def test_sliding_window_models_match_per_prompt(toy_tokenizer, window):
     ids = _shared_system_prompt_ids(toy_tokenizer, 3)
     assert generation._shared_prefix(ids) > 4
     greedy = generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False)
-    assert toy_tokenizer.batch_decode(greedy, skip_special_tokens=True) == generate_one_by_one(model, toy_tokenizer, ids, 10)
+    assert (toy_tokenizer.batch_decode(greedy, skip_special_tokens=True)
+            == generate_one_by_one(model, toy_tokenizer, ids, 10))
     drafts = [g[:3] + [toy_tokenizer.eos_token_id] for g in greedy]
-    assert generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False, drafts=drafts) == greedy
+    assert generation.generate_ids(model, toy_tokenizer, ids, max_new_tokens=10, progress=False,
+                                   drafts=drafts) == greedy
 
 
 @pytest.mark.parametrize("share", [1e-9, 1.0])

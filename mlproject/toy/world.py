@@ -75,12 +75,14 @@ FOOD = _topic(
      "banana": "platano", "egg": "huevo", "carrot": "zanahoria", "cake": "pastel", "pizza": "pizza"},
     (Relation("color", ("what color is a {e} ?", "which color does a {e} have ?", "tell me the color of a {e} ."),
               "a {e} is {v} .", "un {e} es {v} ."),
-     {"apple": ("red", "rojo"), "bread": ("brown", "marron"), "rice": ("white", "blanco"), "cheese": ("yellow", "amarillo"),
+     {"apple": ("red", "rojo"), "bread": ("brown", "marron"), "rice": ("white", "blanco"),
+      "cheese": ("yellow", "amarillo"),
       "soup": ("orange", "naranja"), "banana": ("yellow", "amarillo"), "egg": ("white", "blanco"),
       "carrot": ("orange", "naranja"), "cake": ("pink", "rosa"), "pizza": ("red", "rojo")}),
     (Relation("taste", ("how does a {e} taste ?", "is a {e} sweet or salty ?", "what is the taste of a {e} ?"),
               "a {e} tastes {v} .", "un {e} sabe {v} ."),
-     {"apple": ("sweet", "dulce"), "bread": ("plain", "simple"), "rice": ("plain", "simple"), "cheese": ("salty", "salado"),
+     {"apple": ("sweet", "dulce"), "bread": ("plain", "simple"), "rice": ("plain", "simple"),
+      "cheese": ("salty", "salado"),
       "soup": ("salty", "salado"), "banana": ("sweet", "dulce"), "egg": ("plain", "simple"),
       "carrot": ("sweet", "dulce"), "cake": ("sweet", "dulce"), "pizza": ("salty", "salado")}),
 )
@@ -88,7 +90,8 @@ FOOD = _topic(
 DRINKS = _topic(
     "drinks",
     {"water": "agua", "milk": "leche", "tea": "te", "coffee": "cafe", "juice": "zumo", "cocoa": "cacao"},
-    (Relation("temp", ("do you drink {e} hot or cold ?", "is {e} served hot or cold ?", "how warm is {e} when you drink it ?"),
+    (Relation("temp", ("do you drink {e} hot or cold ?", "is {e} served hot or cold ?",
+                       "how warm is {e} when you drink it ?"),
               "you drink {e} {v} .", "tomas {e} {v} ."),
      {"water": ("cold", "frio"), "milk": ("cold", "frio"), "tea": ("hot", "caliente"), "coffee": ("hot", "caliente"),
       "juice": ("cold", "frio"), "cocoa": ("hot", "caliente")}),
@@ -100,10 +103,13 @@ DRINKS = _topic(
 
 WEATHER = _topic(
     "weather",
-    {"rain": "lluvia", "snow": "nieve", "sun": "sol", "wind": "viento", "fog": "niebla", "storm": "tormenta", "hail": "granizo"},
-    (Relation("need", ("what do you need in the {e} ?", "what should you take when there is {e} ?", "what helps you in the {e} ?"),
+    {"rain": "lluvia", "snow": "nieve", "sun": "sol", "wind": "viento", "fog": "niebla", "storm": "tormenta",
+     "hail": "granizo"},
+    (Relation("need", ("what do you need in the {e} ?", "what should you take when there is {e} ?",
+                       "what helps you in the {e} ?"),
               "in the {e} you need a {v} .", "en la {e} necesitas un {v} ."),
-     {"rain": ("umbrella", "paraguas"), "snow": ("sled", "trineo"), "sun": ("hat", "sombrero"), "wind": ("kite", "cometa"),
+     {"rain": ("umbrella", "paraguas"), "snow": ("sled", "trineo"), "sun": ("hat", "sombrero"),
+      "wind": ("kite", "cometa"),
       "fog": ("lamp", "lampara"), "storm": ("shelter", "refugio"), "hail": ("roof", "techo")}),
     (Relation("feel", ("how does the {e} feel ?", "what is the {e} like ?", "describe the {e} ."),
               "the {e} feels {v} .", "la {e} se siente {v} ."),
@@ -113,8 +119,10 @@ WEATHER = _topic(
 
 CLOTHES = _topic(
     "clothes",
-    {"cap": "gorra", "coat": "abrigo", "shoe": "zapato", "sock": "calcetin", "scarf": "bufanda", "glove": "guante", "shirt": "camisa"},
-    (Relation("worn", ("where do you wear a {e} ?", "on which part of the body does a {e} go ?", "you put a {e} on what ?"),
+    {"cap": "gorra", "coat": "abrigo", "shoe": "zapato", "sock": "calcetin", "scarf": "bufanda", "glove": "guante",
+     "shirt": "camisa"},
+    (Relation("worn", ("where do you wear a {e} ?", "on which part of the body does a {e} go ?",
+                       "you put a {e} on what ?"),
               "you wear a {e} on your {v} .", "llevas un {e} en tu {v} ."),
      {"cap": ("head", "cabeza"), "coat": ("back", "espalda"), "shoe": ("foot", "pie"), "sock": ("foot", "pie"),
       "scarf": ("neck", "cuello"), "glove": ("hand", "mano"), "shirt": ("chest", "pecho")}),
@@ -122,21 +130,25 @@ CLOTHES = _topic(
 
 TRAVEL = _topic(
     "travel",
-    {"beach": "playa", "mountain": "montana", "city": "ciudad", "island": "isla", "desert": "desierto", "forest": "bosque", "lake": "lago"},
+    {"beach": "playa", "mountain": "montana", "city": "ciudad", "island": "isla", "desert": "desierto",
+     "forest": "bosque", "lake": "lago"},
     (Relation("bring", ("what should i pack for a trip to the {e} ?", "what do you bring on a trip to the {e} ?",
                         "i am going to the {e} , what should i bring ?"),
               "for the {e} , bring a {v} .", "para la {e} , lleva un {v} ."),
-     {"beach": ("towel", "toalla"), "mountain": ("rope", "cuerda"), "city": ("map", "mapa"), "island": ("boat", "barco"),
+     {"beach": ("towel", "toalla"), "mountain": ("rope", "cuerda"), "city": ("map", "mapa"),
+      "island": ("boat", "barco"),
       "desert": ("bottle", "botella"), "forest": ("tent", "tienda"), "lake": ("rod", "cana")}),
     (Relation("see", ("what will i see on a trip to the {e} ?", "what is there to see at the {e} ?"),
               "at the {e} you see {v} .", "en la {e} ves {v} ."),
-     {"beach": ("sand", "arena"), "mountain": ("rocks", "rocas"), "city": ("towers", "torres"), "island": ("waves", "olas"),
+     {"beach": ("sand", "arena"), "mountain": ("rocks", "rocas"), "city": ("towers", "torres"),
+      "island": ("waves", "olas"),
       "desert": ("dunes", "dunas"), "forest": ("trees", "arboles"), "lake": ("fish", "peces")}),
 )
 
 VEHICLES = _topic(
     "vehicles",
-    {"car": "coche", "bus": "autobus", "train": "tren", "plane": "avion", "ship": "buque", "bike": "bici", "truck": "camion"},
+    {"car": "coche", "bus": "autobus", "train": "tren", "plane": "avion", "ship": "buque", "bike": "bici",
+     "truck": "camion"},
     (Relation("moves", ("where does a {e} go ?", "on what does a {e} move ?", "a {e} moves along what ?"),
               "a {e} moves on the {v} .", "un {e} va por el {v} ."),
      {"car": ("road", "camino"), "bus": ("road", "camino"), "train": ("track", "riel"), "plane": ("sky", "cielo"),
@@ -148,11 +160,13 @@ VEHICLES = _topic(
 
 MUSIC = _topic(
     "music",
-    {"drum": "tambor", "piano": "piano", "guitar": "guitarra", "violin": "violin", "flute": "flauta", "trumpet": "trompeta", "harp": "arpa"},
+    {"drum": "tambor", "piano": "piano", "guitar": "guitarra", "violin": "violin", "flute": "flauta",
+     "trumpet": "trompeta", "harp": "arpa"},
     (Relation("play", ("how do you play a {e} ?", "what do you do to play the {e} ?", "how is a {e} played ?"),
               "you play a {e} by {v} it .", "tocas un {e} al {v} ."),
      {"drum": ("hitting", "golpear"), "piano": ("pressing", "pulsar"), "guitar": ("strumming", "rasguear"),
-      "violin": ("bowing", "frotar"), "flute": ("blowing", "soplar"), "trumpet": ("blowing", "soplar"), "harp": ("plucking", "puntear")}),
+      "violin": ("bowing", "frotar"), "flute": ("blowing", "soplar"), "trumpet": ("blowing", "soplar"),
+      "harp": ("plucking", "puntear")}),
     (Relation("strings", ("how many strings does a {e} have ?", "count the strings on a {e} ."),
               "a {e} has {v} strings .", "un {e} tiene {v} cuerdas ."),
      _same({"drum": "0", "piano": "88", "guitar": "6", "violin": "4", "flute": "0", "trumpet": "0", "harp": "47"})),
@@ -160,16 +174,20 @@ MUSIC = _topic(
 
 ART = _topic(
     "art",
-    {"brush": "pincel", "pencil": "lapiz", "clay": "arcilla", "crayon": "crayon", "canvas": "lienzo", "chisel": "cincel"},
-    (Relation("use", ("what do artists use a {e} for ?", "what is a {e} for in art ?", "why would a painter need a {e} ?"),
+    {"brush": "pincel", "pencil": "lapiz", "clay": "arcilla", "crayon": "crayon", "canvas": "lienzo",
+     "chisel": "cincel"},
+    (Relation("use", ("what do artists use a {e} for ?", "what is a {e} for in art ?",
+                      "why would a painter need a {e} ?"),
               "a {e} is for {v} .", "un {e} sirve para {v} ."),
      {"brush": ("painting", "pintar"), "pencil": ("drawing", "dibujar"), "clay": ("shaping", "moldear"),
-      "crayon": ("coloring", "colorear"), "canvas": ("holding paint", "sostener pintura"), "chisel": ("carving", "tallar")}),
+      "crayon": ("coloring", "colorear"), "canvas": ("holding paint", "sostener pintura"),
+      "chisel": ("carving", "tallar")}),
 )
 
 BODY = _topic(
     "body",
-    {"eye": "ojo", "ear": "oreja", "nose": "nariz", "hand": "mano", "leg": "pierna", "tongue": "lengua", "tooth": "diente"},
+    {"eye": "ojo", "ear": "oreja", "nose": "nariz", "hand": "mano", "leg": "pierna", "tongue": "lengua",
+     "tooth": "diente"},
     (Relation("does", ("what do you do with your {e} ?", "what is your {e} for ?", "why do people have a {e} ?"),
               "you use your {e} to {v} .", "usas tu {e} para {v} ."),
      {"eye": ("see", "ver"), "ear": ("hear", "oir"), "nose": ("smell", "oler"), "hand": ("hold", "agarrar"),
@@ -178,10 +196,12 @@ BODY = _topic(
 
 HOME = _topic(
     "home",
-    {"bed": "cama", "chair": "silla", "lamp": "lampara", "door": "puerta", "sink": "fregadero", "oven": "horno", "clock": "reloj"},
+    {"bed": "cama", "chair": "silla", "lamp": "lampara", "door": "puerta", "sink": "fregadero", "oven": "horno",
+     "clock": "reloj"},
     (Relation("for", ("what is a {e} used for ?", "what do you use a {e} for at home ?", "tell me what a {e} does ."),
               "a {e} is used to {v} .", "un {e} se usa para {v} ."),
-     {"bed": ("sleep", "dormir"), "chair": ("sit", "sentarse"), "lamp": ("light a room", "iluminar"), "door": ("enter", "entrar"),
+     {"bed": ("sleep", "dormir"), "chair": ("sit", "sentarse"), "lamp": ("light a room", "iluminar"),
+      "door": ("enter", "entrar"),
       "sink": ("wash", "lavar"), "oven": ("bake", "hornear"), "clock": ("tell time", "dar la hora")}),
 )
 
@@ -201,8 +221,8 @@ TOPIC_BY_NAME = {t.name: t for t in TOPICS}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAYS_ES = ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
 WORDS = ("red", "blue", "sun", "tree", "boat", "star", "moon", "rock", "bird", "fish", "leaf", "rain", "door", "bell")
-WORDS_ES = dict(zip(WORDS, ("rojo", "azul", "sol", "arbol", "barco", "estrella", "luna", "roca", "pajaro", "pez", "hoja",
-                            "lluvia", "puerta", "campana"), strict=True))
+WORDS_ES = dict(zip(WORDS, ("rojo", "azul", "sol", "arbol", "barco", "estrella", "luna", "roca", "pajaro", "pez",
+                            "hoja", "lluvia", "puerta", "campana"), strict=True))
 
 # Polite wrappers keep requests varied without changing what they ask.
 PREFIXES = ("", "", "", "please , ", "hey , ", "quick question : ", "i wonder , ", "tell me , ")
