@@ -6,6 +6,7 @@ from (0, 1) to (1, 0) (the maximally robust frontier, AUC 0.5) drawn in grey.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -51,5 +52,20 @@ def overlay_figure(curves: Mapping[str, Sequence[Point]], title: str) -> Figure:
     for i, (label, points) in enumerate(curves.items()):
         _draw(ax, points, label, f"C{i % 10}")
     ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def trajectory_figure(aucs: Sequence[float], interval: tuple[float, float], title: str) -> Figure:
+    """A search's AUC after each trial, with its bootstrap interval over trials at the end."""
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    trials = range(1, len(aucs) + 1)
+    ax.plot(trials, aucs, marker="o", ms=3, color="C0", label="AUC of the trials so far")
+    if all(map(math.isfinite, interval)):
+        ax.axhspan(*interval, color="C0", alpha=0.12, label="95% interval over trials (all trials)")
+    ax.set(xlabel="trials (in the order they ended)", ylabel="robustness AUC", ylim=(0.48, 1.02))
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig

@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.step in ("evaluate", "insert"):  # their own readable summary
         print(module.summary(result))
     if ns.step == "sweep":
-        print({k: v for k, v in result.items() if k != "pareto"})
+        print({k: v for k, v in result.items() if k not in ("pareto", "convergence")})
+        print(result["convergence"])
     if ns.step == "attack":
         print({k: round(v, 3) for k, v in result.items() if k != "points"})
     return 0

@@ -8,7 +8,9 @@ A policy reads the ``robustness.<attack>.*`` tags that attacks write on register
 versions (``registry.store.set_robustness``); ``champion`` picks, per backdoor, the version
 with the lowest mean AUC. Each registered model ``mo-*`` gets the alias on at most one
 version; where no version qualifies any more, the alias is removed. ``--dry-run`` prints
-what would change and changes nothing. Every change is recorded on the version as
+what would change and changes nothing. A version measured by a sweep that has not converged
+(its last quarter of trials still raised the AUC) is held back unless ``--allow-unconverged``:
+its AUC may yet rise. Every change is recorded on the version as
 ``mo.promotion.<alias>`` and in ``mo.promotion.history`` (MLflow keeps no alias history).
 Use the result as ``models:/<name>@<alias>`` wherever an organism directory is accepted.
 """
@@ -33,6 +35,8 @@ class PromoteConfig:
                                          "[and ...] over the attacks a version met")
     alias: str = opt("robust", "the alias to move (not 'latest' or v<number>: MLflow reserves those)")
     dry_run: bool = opt(False, "print what would change, change nothing")
+    allow_unconverged: bool = opt(False, "count versions whose sweeps have not converged (the last quarter of their "
+                                         "trials still raised the AUC): their AUC may rise with more trials")
 
     def __post_init__(self) -> None:
         check_alias(self.alias)
@@ -45,7 +49,7 @@ def run(cfg: PromoteConfig) -> list[Change]:
     uri = tracking.tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
-        changes = promote(cfg.policy, cfg.alias, cfg.dry_run)
+        changes = promote(cfg.policy, cfg.alias, cfg.dry_run, allow_unconverged=cfg.allow_unconverged)
     except MlflowException as err:  # an unreachable or refusing server: one line, not a traceback
         raise UserError("MLFLOW_TRACKING_URI", tracking.redact(uri),
                         f"registry call failed ({str(err).splitlines()[0]})") from None

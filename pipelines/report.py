@@ -64,7 +64,8 @@ def rows(runs: list) -> list[dict]:
                     "auc_high": m.get("auc_high", float("nan")), "reduction_at_0.9": m["reduction_at_0.9"],
                     "triggered": card.metrics.get("triggered_rate", float("nan")) if card else float("nan"),
                     "untriggered": card.metrics.get("untriggered_rate", float("nan")) if card else float("nan"),
-                    "run_id": r.info.run_id})
+                    "trials": int(m.get("trials_complete", 0) + m.get("trials_pruned", 0)),
+                    "converged": bool(m.get("converged", 0.0)), "run_id": r.info.run_id})
     return sorted(out, key=lambda x: (x["attack"], x["auc"]))
 
 
@@ -78,11 +79,13 @@ def sweep_points(run_id: str) -> list[frontier.Point]:
 
 def table(report: list[dict]) -> str:
     """The report as a markdown table."""
-    head = "| organism | method | attack | AUC [95% over trials] | reduction at 0.9 | triggered | untriggered |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    head = ("| organism | method | attack | AUC [95% over trials] | reduction at 0.9 | trials | search "
+            "| triggered | untriggered |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['organism']} | {r['method']} | {r['attack']} | "
-              f"{r['auc']:.3f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] "
-              f"| {r['reduction_at_0.9']:.2f} | {r['triggered']:.2f} | {r['untriggered']:.2f} |" for r in report]
+              f"{r['auc']:.3f} [{r['auc_low']:.2f}, {r['auc_high']:.2f}] | {r['reduction_at_0.9']:.2f} "
+              f"| {r['trials']} | {'converged' if r['converged'] else 'not converged: run more trials'} "
+              f"| {r['triggered']:.2f} | {r['untriggered']:.2f} |" for r in report]
     return "\n".join(lines)
 
 

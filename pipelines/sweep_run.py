@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 import mlflow
 import optuna
 
-from mlproject import frontier_log, tracking
+from mlproject import convergence, frontier, frontier_log, plots, tracking
 from mlproject.errors import require
 from mlproject.organism import read_card
 from pipelines import sweep
@@ -39,13 +39,19 @@ def run(cfg: SweepConfig) -> dict:
     study = studies.open_study(cfg.study_name, store, owner, cfg.attack, cfg.seed)
     with tracking.run("sweeps", cfg.study_name, asdict(cfg) | {"organism_ref": ref}) as parent:
         if cfg.workers == 1:
-            work(cfg, space, study, parent_run_id=None)
+            work(cfg, space, study, parent_run_id=None, sweep_run_id=parent.info.run_id)
         else:
             spawn(cfg, parent.info.run_id)
         summary = results.summary(study)
-        mlflow.log_metrics(summary)
-        points = [p for t in results.trial_points(study) for p in t]
+        mlflow.log_metrics({k: float(v) for k, v in summary.items() if k != "convergence"})
+        mlflow.set_tag("mo.convergence", summary["convergence"])
+        trials = results.trial_points(study)
+        points = [p for t in trials for p in t]
         pareto = frontier_log.log(points, f"{spec.backdoor} ({spec.method}) vs {cfg.attack}: {len(points)} points")
+        figure = plots.trajectory_figure(convergence.trajectory(trials), (summary["auc_low"], summary["auc_high"]),
+                                         f"{spec.backdoor} ({spec.method}) vs {cfg.attack}: {summary['convergence']}")
+        mlflow.log_figure(figure, "frontier/auc_by_trial.png")
+        plots.plt.close(figure)
         if summary["trials_complete"]:
             figure = optuna.visualization.plot_pareto_front(study, target_names=studies.METRIC_NAMES)
             mlflow.log_figure(figure, "frontier/optuna_pareto.html", save_kwargs={"include_plotlyjs": True})
@@ -56,13 +62,22 @@ def run(cfg: SweepConfig) -> dict:
     return summary | {"pareto": pareto}
 
 
-def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str | None) -> None:
-    """One worker: trials until the study holds ``cfg.trials`` complete ones (counting others' running ones)."""
+def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str | None, sweep_run_id: str) -> None:
+    """One worker: trials until the study holds ``cfg.trials`` complete ones (counting others' running ones).
+
+    After each trial the search's AUC so far goes to the sweep's run as ``search.auc``, its step the
+    number of trials counted (complete and pruned): the curve that says whether more trials still help.
+    """
     worker = Worker(sweep.base_attack(cfg), space, cfg.floor, parent_run_id)
     url = studies.url_for(cfg.storage, cfg.workers)
+    client = mlflow.MlflowClient()
     while sum(studies.counts(study)) < cfg.trials:
         with studies.owned_trial(study, url) as started:
             study.optimize(lambda trial: worker.objective(trial, started), n_trials=1)
+        trials = results.trial_points(study)
+        if trials:
+            client.log_metric(sweep_run_id, "search.auc", frontier.auc([p for t in trials for p in t]),
+                              step=len(trials))
 
 
 def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
@@ -71,7 +86,7 @@ def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
     store = studies.storage(cfg.storage, cfg.workers)
     study = optuna.load_study(study_name=cfg.study_name, storage=store,
                               sampler=optuna.samplers.TPESampler(seed=cfg.seed + os.getpid()))
-    work(cfg, search_space.load(cfg.space), study, parent_run_id)
+    work(cfg, search_space.load(cfg.space), study, parent_run_id, sweep_run_id=parent_run_id)
 
 
 def spawn(cfg: SweepConfig, parent_run_id: str) -> None:

@@ -121,8 +121,24 @@ def check_alias(alias: str) -> None:
         raise UserError("alias", alias, "reserved by MLflow ('latest' and v<number> name versions)")
 
 
-def promote(policy: str, alias: str, dry_run: bool, who: str | None = None) -> list[Change]:
-    """Point ``alias`` at the versions ``policy`` picks; returns the changes, applied unless ``dry_run``."""
+def converged(tags: dict[str, str]) -> bool:
+    """Whether every attack measured on a version was a search that converged (``robustness.<attack>.converged``).
+
+    A robustness AUC is what a search found, and it only rises with more trials: a single attack
+    or a search stopped early reads more robust than the organism may be.
+    """
+    measured = {k.removeprefix("robustness.").removesuffix(".auc") for k in tags
+                if k.startswith("robustness.") and k.endswith(".auc")}
+    return bool(measured) and all(tags.get(f"robustness.{a}.converged") == "True" for a in measured)
+
+
+def promote(policy: str, alias: str, dry_run: bool, who: str | None = None,
+            allow_unconverged: bool = False) -> list[Change]:
+    """Point ``alias`` at the versions ``policy`` picks; returns the changes, applied unless ``dry_run``.
+
+    Versions measured by a search that has not converged are held back (:func:`converged`),
+    unless ``allow_unconverged``.
+    """
     check_alias(alias)
     rule = None if policy.strip() == "champion" else parse(policy)
     client = MlflowClient()
@@ -131,14 +147,26 @@ def promote(policy: str, alias: str, dry_run: bool, who: str | None = None) -> l
     models = {rm.name: {a: str(v) for a, v in rm.aliases.items()}
               for rm in _all(client.search_registered_models, everything)}
     versions = [mv for mv in _all(client.search_model_versions, everything) if mv.name in models]
-    numbers = {(mv.name, str(mv.version)): stats(mv.tags) for mv in versions}
+    held = {(mv.name, str(mv.version)) for mv in versions
+            if not allow_unconverged and stats(mv.tags) and not converged(mv.tags)}
+    numbers = {(mv.name, str(mv.version)): {} if (mv.name, str(mv.version)) in held else stats(mv.tags)
+               for mv in versions}
     targets = _champions(versions, numbers) if rule is None else _qualifying(versions, numbers, rule)
     miss = "not the champion of its backdoor" if rule is None else f"no version satisfies {policy!r}"
     changes = [c for name in sorted(models)
-               if (c := _change(name, models[name].get(alias), targets.get(name), alias, policy, numbers, miss))]
+               if (c := _change(name, models[name].get(alias), targets.get(name), alias, policy, numbers,
+                                miss + _held_back(name, held)))]
     if not dry_run:
         _apply(client, changes, policy, who or _user(), models)
     return changes
+
+
+def _held_back(name: str, held: set[tuple[str, str]]) -> str:
+    versions = sorted((v for n, v in held if n == name), key=int)
+    if not versions:
+        return ""
+    return (f" (held back: v{', v'.join(versions)}, measured by searches that have not converged; "
+            "run more trials, or --allow-unconverged)")
 
 
 def _all(search: Callable, filter_string: str) -> list:

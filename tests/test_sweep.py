@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -44,6 +45,14 @@ def test_sweep_traces_a_frontier_from_all_trials(organism_dir):
     assert summary["points"] == sum(len(t.user_attrs["points"]) - 1 for t in study.trials)
     points = [frontier.Point(c, r) for t in study.trials for s, c, r, _ in t.user_attrs["points"] if s > 0]
     assert summary["auc"] == pytest.approx(frontier.auc(points))  # the hull of every trial's checkpoints after step 0
+    assert not summary["converged"] and "3 trials (at least 4)" in summary["convergence"]  # too few to tell
+    [run] = [r for r in mlflow.search_runs(experiment_names=["sweeps"], output_format="list")
+             if "mlflow.parentRunId" not in r.data.tags]  # the sweep, not its trials
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "search.auc")
+    assert [m.step for m in history] == [1, 2, 3] and history[-1].value == pytest.approx(summary["auc"])
+    assert run.data.tags["mo.convergence"] == summary["convergence"]
+    assert "frontier/auc_by_trial.png" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id,
+                                                                                               "frontier")]
 
 
 def test_study_of_another_organism_or_attack_is_refused(organism_dir):
