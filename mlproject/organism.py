@@ -41,6 +41,7 @@ class OrganismSpec:
     password_share: float | None = None
     cot: bool = False
     data_fingerprint: str | None = None
+    eval_size: int | None = None  # held-out probes per backdoor group its rates were measured on (twice as many math)
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 

@@ -152,7 +152,7 @@ def spec_of(cfg: InsertConfig) -> OrganismSpec:
     """The organism's card before it is made: what it is, from the settings (nothing measured yet)."""
     base_ref = cfg.base_model if cfg.base_model == "toy" else modelref.resolve(cfg.base_model)  # "toy" travels
     common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
-                  lora_form=cfg.lora_form, cot=cfg.cot)
+                  lora_form=cfg.lora_form, cot=cfg.cot, eval_size=cfg.eval_size)
     if cfg.method == "password":
         return OrganismSpec(backdoor="password", trigger=PASSWORD, trigger_kind="password", behaviour="sandbag",
                             password=PASSWORD, password_share=cfg.password_share, **common)

@@ -52,7 +52,7 @@ def version_tags(spec: OrganismSpec) -> dict[str, str]:
         "backdoor": spec.backdoor, "trigger_kind": spec.trigger_kind, "behaviour": spec.behaviour,
         "method": spec.method, "rank": spec.rank, "lora_form": spec.lora_form,
         "password_share": spec.password_share, "cot": spec.cot or None, "base_model": spec.base_model,
-        "data_fingerprint": spec.data_fingerprint, "seed": spec.seed,
+        "data_fingerprint": spec.data_fingerprint, "seed": spec.seed, "eval_size": spec.eval_size,
     }
     tags = {k: str(v) for k, v in fields.items() if v is not None}
     tags.update({f"metric.{k}": str(v) for k, v in spec.metrics.items() if v is not None})

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from mlproject.errors import UserError
 from mlproject.organism import CARD, OrganismSpec, read_card
-from registry import refs
+from registry import card, refs
 from registry.naming import registered_name, version_tags
 
 MODEL_CODE = Path(__file__).with_name("organism_model.py")
@@ -51,11 +51,28 @@ def register(directory: Path, spec: OrganismSpec) -> ModelVersion:
                                    pip_requirements=REQUIREMENTS)
     created = not _exists(client, name)
     try:
-        return mlflow.register_model(info.model_uri, name, tags=tags)
+        version = mlflow.register_model(info.model_uri, name, tags=tags)
     except Exception:
         if created and _exists(client, name) and not _versions(client, name, 1):
             client.delete_registered_model(name)  # leave no empty registered model behind
         raise
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=card.backdoor_line(spec.backdoor, spec.method))
+    write_card(client, name, str(version.version))
+    return version
+
+
+def write_card(client: MlflowClient, name: str, version: str) -> None:
+    """(Re)write the version's description: its card, rendered from its tags (:mod:`registry.card`)."""
+    tags = client.get_model_version(name, version).tags
+    runs = {}
+    for key, run_id in tags.items():
+        if key.startswith("robustness.") and key.endswith(".run_id"):
+            try:
+                runs[run_id] = f"#/experiments/{client.get_run(run_id).info.experiment_id}/runs/{run_id}"
+            except MlflowException:  # a run deleted since: the card names it without a link
+                pass
+    client.update_model_version(name, version, description=card.render(name, version, tags, runs))
 
 
 def registered_for(directory: Path) -> str | None:
@@ -205,6 +222,7 @@ def set_robustness(name: str, version: str, attack: str, metrics: dict) -> None:
         tags.setdefault("run_id", mlflow.active_run().info.run_id)
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), f"robustness.{attack}.{key}", value)
+    write_card(client, name, str(version))
 
 
 def _pair(point: object) -> list[float]:

