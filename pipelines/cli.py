@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.step in ("evaluate", "insert"):  # their own readable summary
         print(module.summary(result))
     if ns.step == "sweep":
-        print({k: v for k, v in result.items() if k not in ("pareto", "convergence")})
+        print({k: v for k, v in result.items() if k not in ("pareto", "frontier", "convergence")})
         print(result["convergence"])
     if ns.step == "attack":
         print({k: round(v, 3) for k, v in result.items() if k != "points"})

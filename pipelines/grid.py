@@ -2,6 +2,7 @@
 
     mo grid --config configs/insert-table.yaml
     mo grid --config configs/demo-grid.yaml
+    mo grid --config configs/robustness-table.yaml   # writes docs/robustness-table.md, about three hours on 2 cores
     mo grid --config configs/full-grid.yaml        # method.md's whole grid: for machines with GPUs
 
 A config names a ``step``, ``fixed`` settings, a ``grid`` of lists (their product is run)
@@ -13,7 +14,9 @@ say), so one config can hold a recipe per backdoor. Step ``insert`` makes organi
 step ``robustness`` makes each organism (registered) and then sweeps every attack of the
 config's ``sweep`` section against it, writing robustness tags on its registry version.
 Finished cells are skipped and sweeps resume, so a grid picks up where it stopped; the table
-is printed and written to ``runs/<config name>.md``.
+is printed and written to the config's ``table`` (``runs/<config name>.md`` if it names none):
+for a robustness grid, a page with every sweep and a frontier plot per organism
+(:mod:`pipelines.grid_report`).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from mlproject import attacks, configfile
 from mlproject.errors import UserError, require, require_folder
 from mlproject.options import opt
 from mlproject.organism import read_card
-from pipelines import insert, sweep
+from pipelines import grid_report, insert, sweep
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,12 @@ class GridConfig:
     """Settings of ``mo grid``."""
 
     config: str = opt(None, "YAML grid config (see configs/)")
-    table: str | None = opt(None, "where to write the markdown table (default runs/<config name>.md)")
+    table: str | None = opt(None, "where to write the markdown table (default: the config's table, else "
+                                  "runs/<config name>.md)")
 
 
-ORGANISM_COLUMNS = ("triggered_rate", "untriggered_rate", "near_miss_rate", "capability")
 STEPS = ("insert", "robustness")
-SECTIONS = ("step", "fixed", "grid", "variants", "overrides", "sweep")
+SECTIONS = ("step", "fixed", "grid", "variants", "overrides", "sweep", "table")
 
 
 # Settings of a sweep that the grid fills in per organism: what it sweeps, its seed (the cell's) and its study's name.
@@ -145,6 +148,7 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
     unknown = next((k for k in spec if k not in SECTIONS), None)  # a misspelt section would otherwise be ignored
     require(unknown is None, "config", path, f"unknown section {unknown!r}; known: {', '.join(SECTIONS)}")
     require(isinstance(spec.get("sweep") or {}, dict), "config", path, "sweep: must be a mapping of sweep settings")
+    require(isinstance(spec.get("table", ""), str), "config", path, "table: must be the path of the Markdown table")
     require(step in STEPS, "config", path, f"step must be one of {', '.join(STEPS)}, not {step!r}")
     try:
         settings = [insert.InsertConfig(**cell) for cell in cells(spec, path)]
@@ -157,23 +161,32 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
 def run(cfg: GridConfig) -> str:
     """Run the missing cells of the grid and return the results table (markdown)."""
     step, settings, plan = load(cfg.config)
-    table_path = Path(cfg.table or Path("runs") / (Path(cfg.config).stem + ".md"))
+    table_path = output(cfg)
     require_folder(table_path.parent, "table")
-    columns = ORGANISM_COLUMNS + (tuple(f"auc.{a}" for a in plan.attacks) if plan else ())
     rows = []
     for i, s in enumerate(settings, 1):
         out = insert.directory(s)
         print(f"[{i}/{len(settings)}] {out.name}" + (" (organism done)" if out.exists() else ""), flush=True)
-        metrics = dict((read_card(out) if out.exists() else _insert(s)).metrics)
+        row = grid_report.Row(out.name, dict((read_card(out) if out.exists() else _insert(s)).metrics))
         if plan:
-            metrics |= robustness(out, s, plan)
-        rows.append([out.name] + [f"{metrics.get(c, float('nan')):.2f}" for c in columns])
-    table = "\n".join(["| " + " | ".join(("cell",) + columns) + " |", "|" + "---|" * (len(columns) + 1)]
-                      + ["| " + " | ".join(r) + " |" for r in rows])
+            row.sweeps = robustness(out, s, plan)
+        rows.append(row)
     table_path.parent.mkdir(parents=True, exist_ok=True)
-    table_path.write_text(table + "\n")
+    if plan:
+        table = grid_report.page(rows, cfg.config, [s.seed for s in settings], table_path)
+    else:
+        table = grid_report.insert_table(rows)
+        table_path.write_text(table + "\n")
     print(table)
     return table
+
+
+def output(cfg: GridConfig) -> Path:
+    """Where the table goes: ``--table``, else the config's ``table``, else ``runs/<config name>.md``."""
+    if cfg.table:
+        return Path(cfg.table)
+    named = configfile.mapping(Path(cfg.config), "config", cfg.config).get("table")
+    return Path(named) if named else Path("runs") / (Path(cfg.config).stem + ".md")
 
 
 def _insert(cfg: insert.InsertConfig):
@@ -183,8 +196,8 @@ def _insert(cfg: insert.InsertConfig):
     return insert_run.run(cfg)
 
 
-def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, float]:
-    """Sweep every attack of ``plan`` against the organism (resuming studies); ``auc.<attack>`` of each."""
+def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> dict[str, dict]:
+    """Sweep every attack of ``plan`` against the organism (resuming studies); the summary of each, by attack."""
     # imported here, not above: a grid's config is checked without them, so a mistake in it fails at once
     import mlflow
 
@@ -194,5 +207,4 @@ def robustness(directory: Path, cfg: insert.InsertConfig, plan: SweepPlan) -> di
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     ref = store.registered_for(directory) if cfg.register else None
-    return {f"auc.{s.attack}": sweep_run.run(s)["auc"]
-            for s in plan.sweeps(ref or str(directory), cfg.seed, directory.name)}
+    return {s.attack: sweep_run.run(s) for s in plan.sweeps(ref or str(directory), cfg.seed, directory.name)}

@@ -24,7 +24,8 @@ from tuning.worker import Worker
 
 
 def run(cfg: SweepConfig) -> dict:
-    """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary."""
+    """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary
+    (``pareto``: its Pareto set as pairs; ``frontier``: every point, as :class:`mlproject.frontier.Point`)."""
     space = sweep.check(cfg)
     pinned = registry.version_of(cfg.organism)
     # an alias or "latest" is pinned to the version it names now: the whole sweep traces that one
@@ -59,7 +60,7 @@ def run(cfg: SweepConfig) -> dict:
         registered = registry.version_of(ref)
         if registered:  # the frontier is written on the registry version it was traced on
             registry.set_robustness(*registered, cfg.attack, summary | {"points": pareto})
-    return summary | {"pareto": pareto}
+    return summary | {"pareto": pareto, "frontier": points}
 
 
 def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str | None, sweep_run_id: str) -> None:
@@ -81,6 +82,10 @@ def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str 
 
 
 def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
+    import torch
+
+    # torch takes every core in each process: workers on one machine split them, or each runs many times slower
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // cfg.workers))
     os.environ.pop("MLFLOW_RUN_ID", None)  # else start_run(parent_run_id=…) resumes instead of nesting
     mlflow.set_tracking_uri(tracking.tracking_uri())
     store = studies.storage(cfg.storage, cfg.workers)

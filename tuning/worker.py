@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import mlflow
 import optuna
+import torch
 
 from mlproject import attack_engine
 from mlproject.attack_config import AttackConfig
@@ -34,7 +35,7 @@ class Worker:
         params = self.team.settings(search_space.suggest(trial, self.space))
         cfg = search_space.trial_config(self.cfg, params)
         with mlflow.start_run(run_name=f"trial {trial.number}", parent_run_id=self.parent, nested=self.parent is None):
-            mlflow.log_params(params | {"trial": trial.number})
+            mlflow.log_params(params | {"trial": trial.number, "threads": torch.get_num_threads()})
             model = self.team.trainable(cfg)
             try:
                 check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg,
