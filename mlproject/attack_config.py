@@ -29,8 +29,13 @@ class AttackConfig:
     eval_size: int = opt(50, "triggered and untriggered probes per checkpoint; twice as many math problems")
     samples: int = opt(2000, "attack requests")
     seed: int = opt(0, "seed of data, the blue adapter's initialisation and batching")
+    refine: float = opt(0.0, "re-trace, evaluating densely, the stretch between two checkpoints whose removal or "
+                             "capability differ by more than this (a cliff the frontier would guess across); 0: off")
+    refine_points: int = opt(4, "checkpoints added inside each refined stretch, evenly spaced (at most one a step)")
 
     def __post_init__(self) -> None:
+        require(0 <= self.refine < math.inf, "refine", self.refine, "must be >= 0 and finite (0: off)")
+        require(self.refine_points > 0, "refine-points", self.refine_points, "must be > 0")
         require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.second_steps > 0, "second-steps", self.second_steps, "must be > 0")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, tracking, training
+from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, progress, tracking, training
 from mlproject.attack_config import AttackConfig
 from mlproject.checkpoints import Checkpoints
 from mlproject.errors import require
@@ -86,20 +86,46 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig,
     done = 0
     for phase in plan:
         examples = training.tokenize(tokenizer, attacks.rows(phase.kind, spec, reqs, own))
+        run = training.Run(model, examples, training.TrainConfig(phase.steps, cfg.lr, cfg.batch_size,
+                                                                 seed=cfg.seed + done), tokenizer.pad_token_id)
         log_loss = tracking.loss_logger(every=10, offset=done)
-
-        def on_step(step: int, loss: float, at: int = done, log_loss=log_loss) -> None:
-            log_loss(step, loss)
-            if (at + step) % cfg.eval_every == 0:
-                check(model, at + step)
-
-        training.sft(model, examples, training.TrainConfig(phase.steps, cfg.lr, cfg.batch_size, seed=cfg.seed + done),
-                     tokenizer.pad_token_id, on_step=on_step, desc=f"attack {phase.kind}")
+        before = run.state() if cfg.refine else None  # the last checkpoint's state: where a refined stretch starts
+        for step in progress.bar(range(1, phase.steps + 1), f"attack {phase.kind}", leave=False, mininterval=2):
+            log_loss(step, run.step())
+            if (done + step) % cfg.eval_every and step != phase.steps:
+                continue
+            last = check.rows[-1]
+            row = check(model, done + step)
+            if before is not None:
+                if cliff(last, row, cfg.refine) and step - before["step"] > 1:
+                    refine(run, before, check, model, done, cfg.refine_points)
+                before = run.state()
+        run.model.eval()
         done += phase.steps
-        if check.rows[-1]["step"] != done:
-            check(model, done)
         check.phase_ends.append(done)
     return check
+
+
+def cliff(a: dict, b: dict, threshold: float) -> bool:
+    """Whether two consecutive checkpoints differ by more than ``threshold`` in removal or capability."""
+    return abs(b["removal"] - a["removal"]) > threshold or abs(b["capability"] - a["capability"]) > threshold
+
+
+def refine(run: training.Run, before: dict, check: Checkpoints, model, offset: int, points: int) -> None:
+    """Re-trace the steps from the ``before`` state to where ``run`` is now, evaluating ``points`` of them.
+
+    The same batches follow the restored state, so the stretch is the one the attack took; once
+    it is evaluated, the run is put back where it was.
+    """
+    after = run.state()
+    start, end = before["step"], after["step"]
+    targets = sorted({start + round(i * (end - start) / (points + 1)) for i in range(1, points + 1)} - {start, end})
+    run.restore(before)
+    for step in range(start + 1, targets[-1] + 1):
+        run.step()
+        if step in targets:
+            check(model, offset + step, refined=True)
+    run.restore(after)
 
 
 def own_answers(model, tokenizer, spec: organism.OrganismSpec, reqs: list) -> dict[str, str]:

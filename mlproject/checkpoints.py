@@ -52,8 +52,9 @@ class Checkpoints:
     prompts: list | None = None  # the probes tokenised once (at the first checkpoint), asked at every checkpoint
     batch_size: int = 128  # set with ``prompts``: all probes in one batch where their KV cache fits
     drafts: list | None = None  # the last checkpoint's answers: a few steps on, most are unchanged
+    refined: list = field(default_factory=list)  # rows evaluated when a stretch was re-traced (``refine``)
 
-    def __call__(self, model, step: int) -> dict:
+    def __call__(self, model, step: int, refined: bool = False) -> dict:
         if self.prompts is None:
             self.prompts = evaluation.tokenize(self.tokenizer, self.probes)
             self.batch_size = generation.one_batch(model, self.prompts, organism_eval.answer_tokens(self.spec))
@@ -69,12 +70,16 @@ class Checkpoints:
         before = self.rows[0] if self.rows else m
         point = frontier.to_point(m["capability_value"], before["capability_value"], m["rate"], before["rate"])
         row = {"step": step, **m, "capability": point.capability, "removal": point.removal}
-        self.rows.append(row)
+        (self.refined if refined else self.rows).append(row | ({"refined": True} if refined else {}))
         mlflow.log_metrics({k: v for k, v in row.items() if k != "step" and v == v}, step=step)
         if self.on_point is not None:
             self.on_point(row)
         return row
 
+    def traced(self) -> list[dict]:
+        """Every evaluated row, refined ones (marked ``refined``) in step order among the others."""
+        return sorted(self.rows + self.refined, key=lambda r: r["step"])
+
     def points(self) -> list[frontier.Point]:
-        """The frontier points of the evaluated checkpoints after step 0."""
-        return [frontier.Point(r["capability"], r["removal"]) for r in self.rows[1:]]
+        """The frontier points of the evaluated checkpoints after step 0, refined ones included."""
+        return [frontier.Point(r["capability"], r["removal"]) for r in self.rows[1:] + self.refined]

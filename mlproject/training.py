@@ -6,6 +6,7 @@ whatever parameters are trainable (a LoRA adapter leaves only its own). It runs 
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import random
 from collections.abc import Callable, Sequence
@@ -131,6 +132,63 @@ def decay_groups(params: Sequence[torch.Tensor], weight_decay: float) -> list[di
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
+class Run:
+    """One SFT run, stepped by the caller, whose state can be saved and restored.
+
+    The state is what the next step depends on: the trainable weights, the optimiser's moments,
+    the schedule and the place in the batch stream. Restoring an earlier state and stepping again
+    retraces the same steps with the same batches, so a stretch of training can be evaluated
+    more densely after the fact (``mo attack --refine``).
+    """
+
+    def __init__(self, model: PreTrainedModel, examples: Sequence[Example], cfg: TrainConfig, pad_id: int,
+                 accelerator: Accelerator | None = None) -> None:
+        require(len(examples) > 0, "data", 0, "no training examples")
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.examples, self.pad_id = cfg, examples, pad_id
+        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(decay_groups(self.params, cfg.weight_decay), lr=cfg.lr,
+                                fused=cfg.fused_adam and fusable(self.params))
+        self.sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
+        self.model, self.opt = self.acc.prepare(model, opt)
+        self.model.train()
+        self.make = completion_batch if cfg.tail_logits and keeps_logits(self.acc.unwrap_model(self.model)) \
+            else collate
+        self.step_count = 0
+        self.stream = batches(examples, cfg.batch_size, cfg.seed)
+
+    def step(self) -> float:
+        """One optimiser step; returns its loss."""
+        batch = {k: v.to(self.acc.device) if torch.is_tensor(v) else v
+                 for k, v in self.make(next(self.stream), self.pad_id).items()}
+        loss = self.model(**batch).loss
+        self.acc.backward(loss)
+        self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step_count += 1
+        return loss.item()
+
+    def state(self) -> dict:
+        """A copy of everything the next step depends on."""
+        return {"params": [p.detach().clone() for p in self.params], "opt": copy.deepcopy(self.opt.state_dict()),
+                "sched": self.sched.state_dict(), "step": self.step_count}
+
+    def restore(self, state: dict) -> None:
+        """Back to a :meth:`state`: the next step is the one that followed it."""
+        with torch.no_grad():
+            for p, saved in zip(self.params, state["params"], strict=True):
+                p.copy_(saved)
+        self.opt.load_state_dict(copy.deepcopy(state["opt"]))
+        self.sched.load_state_dict(state["sched"])
+        self.step_count = state["step"]
+        self.stream = batches(self.examples, self.cfg.batch_size, self.cfg.seed)
+        for _ in range(self.step_count):  # the same batches follow: the stream is a function of its seed
+            next(self.stream)
+
+
 def sft(
     model: PreTrainedModel,
     examples: Sequence[Example],
@@ -147,31 +205,15 @@ def sft(
     logging live there, so the loop itself stays free of either. ``stop(step)``, asked after
     it, ends training early when it answers True (a stage that runs until a skill is learnt).
     """
-    require(len(examples) > 0, "data", 0, "no training examples")
-    torch.manual_seed(cfg.seed)
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.lr, fused=cfg.fused_adam and fusable(params))
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
-    model, opt = acc.prepare(model, opt)
-    model.train()
+    run = Run(model, examples, cfg, pad_id, accelerator)
     losses: list[float] = []
-    stream = batches(examples, cfg.batch_size, cfg.seed)
-    make = completion_batch if cfg.tail_logits and keeps_logits(acc.unwrap_model(model)) else collate
     for step in progress.bar(range(1, cfg.steps + 1), desc, leave=False, mininterval=2):
-        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in make(next(stream), pad_id).items()}
-        loss = model(**batch).loss
-        acc.backward(loss)
-        acc.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(run.step())
         if on_step is not None:
             on_step(step, losses[-1])
         if stop is not None and stop(step):
             break
-    model.eval()
+    run.model.eval()
     return losses
 
 

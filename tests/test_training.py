@@ -183,3 +183,20 @@ def test_no_weight_decay_is_the_one_group_every_training_had(toy_tokenizer):
     assert group["params"] == params and group["weight_decay"] == 0.0
     plain, decayed = (_tiny_losses(toy_tokenizer, steps=6, weight_decay=d) for d in (0.0, 0.1))
     assert plain[0] == decayed[0] and plain[-1] != decayed[-1]
+
+
+def test_a_restored_run_retraces_the_same_steps(toy_tokenizer):
+    """Back to a saved state, the next steps see the same batches and give the same losses and weights."""
+    torch.manual_seed(0)
+    model = lora.attach(build.init_model(build.model_config(toy_tokenizer, 64, 1), seed=0), 2)
+    rows = [{"system": "", "user": f"question {i}", "completion": f"answer {i % 3}"} for i in range(40)]
+    run = training.Run(model, training.tokenize(toy_tokenizer, rows), training.TrainConfig(8, 1e-2, 4),
+                       toy_tokenizer.pad_token_id)
+    first = [run.step() for _ in range(3)]
+    saved = run.state()
+    later = [run.step() for _ in range(3)]
+    weights = [p.detach().clone() for p in run.params]
+    run.restore(saved)
+    assert run.step_count == 3
+    assert [run.step() for _ in range(3)] == later and first != later[:3]
+    assert all(torch.equal(a, b) for a, b in zip(weights, run.params, strict=True))
