@@ -86,6 +86,7 @@ def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
 
     # torch takes every core in each process: workers on one machine split them, or each runs many times slower
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // cfg.workers))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as in the main process: MLflow has each trial
     os.environ.pop("MLFLOW_RUN_ID", None)  # else start_run(parent_run_id=…) resumes instead of nesting
     mlflow.set_tracking_uri(tracking.tracking_uri())
     store = studies.storage(cfg.storage, cfg.workers)

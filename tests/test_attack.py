@@ -137,7 +137,8 @@ def test_the_refine_bench_compares_three_ways_of_tracing_at_a_tiny_size(workdir)
     from tests.conftest import REPO
 
     (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-2, high: 3.0e-2}\n"
-                                        "steps: {type: int, low: 4, high: 6}\nrank: {type: categorical, choices: [2]}\n")
+                                        "steps: {type: int, low: 4, high: 6}\n"
+                                        "rank: {type: categorical, choices: [2]}\n")
     out = subprocess.run([sys.executable, str(REPO / "bench" / "refine.py"), "--trials", "1", "--eval-size", "4",
                           "--every", "2", "--refined-every", "4", "--threshold", "0.01", "--points", "2",
                           "--samples", "24", "--space", "space.yaml", "--json", "r.json"],

@@ -62,6 +62,16 @@ def test_study_of_another_organism_or_attack_is_refused(organism_dir):
                                     space="space.yaml", trials=1, eval_every=2, eval_size=4))
 
 
+def test_refine_reaches_every_trial():
+    cfg = sweep.SweepConfig(organism="x", refine=0.3, refine_points=2, eval_every=10)
+    base = sweep.base_attack(cfg)
+    assert (base.refine, base.refine_points, base.eval_every) == (0.3, 2, 10)
+    trial = search_space.trial_config(base, {"lr": 1e-3, "steps": 40})
+    assert (trial.refine, trial.refine_points) == (0.3, 2)
+    with pytest.raises(UserError, match="^refine=-1"):
+        sweep.base_attack(sweep.SweepConfig(organism="x", refine=-1))
+
+
 def test_bad_inputs(organism_dir, workdir):
     with pytest.raises(UserError, match="^trials="):
         _cfg(organism_dir, trials=0)
