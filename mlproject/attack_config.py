@@ -12,6 +12,9 @@ from mlproject import attacks
 from mlproject.errors import require
 from mlproject.options import opt
 
+MAX_SAMPLES = 10_000_000  # attack requests: far beyond any attack's data, short of hanging on a typo
+MAX_RANK = 1024  # the largest LoRA rank the method sweeps; a typo's 100000 would fill the memory first
+
 
 @dataclass(frozen=True)
 class AttackConfig:
@@ -41,12 +44,12 @@ class AttackConfig:
         require(self.second_steps > 0, "second-steps", self.second_steps, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
-        require(self.samples > 0, "samples", self.samples, "must be > 0")
+        require(0 < self.samples <= MAX_SAMPLES, "samples", self.samples, f"must be in 1..{MAX_SAMPLES:,}")
         require(self.attack in attacks.ATTACKS, "attack", self.attack,
                 f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
         require(0 < self.eval_every <= self.total_steps, "eval-every", self.eval_every,
                 f"must be in 1..{self.total_steps} (the attack's steps)")
-        require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
+        require(self.rank is None or 0 < self.rank <= MAX_RANK, "rank", self.rank, f"must be in 1..{MAX_RANK}")
         require(self.rank is None or not self.full_weight, "rank", self.rank, "does not apply with --full-weight")
 
     @property

@@ -82,9 +82,32 @@ def read_card(directory: str | Path, field_name: str = "organism") -> OrganismSp
     if not path.is_file():
         raise UserError(field_name, directory, f"not an organism directory (no {CARD})")
     try:
-        return OrganismSpec(**json.loads(path.read_text()))
+        spec = OrganismSpec(**json.loads(path.read_text()))
     except (TypeError, ValueError) as err:
         raise UserError(field_name, directory, f"unreadable {CARD} ({err})") from None
+    problem = _invalid(spec)
+    if problem:
+        raise UserError(field_name, directory, f"{CARD}: {problem}")
+    return spec
+
+
+def _invalid(spec: OrganismSpec) -> str | None:
+    """What in a card no organism of mo's could hold (a hand-edited or corrupt file), or None."""
+    if spec.method not in METHODS:
+        return f"method {spec.method!r} is not one of {', '.join(METHODS)}"
+    for name in ("rank", "seed", "eval_size"):
+        value = getattr(spec, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            return f"{name} {value!r} is not a whole number"
+    if (spec.method == "lora") != (spec.rank is not None) or (spec.method == "lora" and spec.rank < 1):
+        return f"rank {spec.rank!r} does not fit method {spec.method}"
+    if spec.lora_form not in (None, "merged", "continued"):
+        return f"lora_form {spec.lora_form!r} is not merged or continued"
+    if not all(isinstance(getattr(spec, k), str) for k in ("backdoor", "trigger", "behaviour", "base_model")):
+        return "backdoor, trigger, behaviour and base_model must be text"
+    if not isinstance(spec.metrics, dict) or not isinstance(spec.training, dict):
+        return "metrics and training must be mappings"
+    return None
 
 
 def load(directory: str | Path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import urllib.parse
 import warnings
@@ -33,6 +34,9 @@ PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "ml
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite file in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+_CREDENTIALS = re.compile(r"(://[^/:@\s]*:)[^@/\s]+@")  # the password of scheme://user:password@host
 
 
 def redact(uri: str) -> str:
@@ -111,6 +115,16 @@ def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
     return log_loss
 
 
+def experiment(name: str):
+    """The experiment ``name`` in the tracking store (None if there is none); one line if the store is unreadable."""
+    try:
+        return mlflow.get_experiment_by_name(name)
+    except Exception as err:  # a scheme MLflow does not know, a server that does not answer
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise UserError("MLFLOW_TRACKING_URI", redact(tracking_uri()),
+                        f"tracking store unreachable ({type(err).__name__}: {first})") from None
+
+
 def _set_experiment(name: str) -> None:
     try:
         mlflow.set_experiment(name)
@@ -121,7 +135,7 @@ def _set_experiment(name: str) -> None:
 
 def _param(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:6000]
+    return _CREDENTIALS.sub(r"\1***@", text)[:6000]  # a storage or store URI in it: never its password
 
 
 def fingerprint(ds: datasets.Dataset) -> str:

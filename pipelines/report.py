@@ -10,6 +10,7 @@ a ``report`` run.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from mlproject import frontier, plots, tracking
 from mlproject.errors import UserError, require
 from mlproject.options import opt
 from mlproject.organism import read_card
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,10 @@ class ReportConfig:
 
 def latest_sweeps(experiment: str, parent: str | None = None) -> list:
     """The newest finished sweep run of every (organism, attack), optionally only the children of ``parent``."""
+    require(parent is None or RUN_ID.fullmatch(parent) is not None, "parent", parent,
+            "not a run id (32 hexadecimal characters, as `mo demo` prints)")
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    if mlflow.get_experiment_by_name(experiment) is None:
+    if tracking.experiment(experiment) is None:
         raise UserError("experiment", experiment, "no such experiment; run `mo sweep` first")
     where = "attributes.status = 'FINISHED'" + (f" and tags.mlflow.parentRunId = '{parent}'" if parent else "")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where,

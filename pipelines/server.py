@@ -18,6 +18,7 @@ Credentials in URIs are never printed.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 from mlproject.errors import UserError, require
 from mlproject.options import opt
 from mlproject.tracking import redact
+
+# a host name (letters, digits, '-' and '.'), an IPv4 address, or an IPv6 one (hex digits and colons)
+HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 
 _BACKENDS = ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -48,6 +52,8 @@ class ServerConfig:
         require(scheme in _BACKENDS, "backend", redact(self.backend),
                 f"must be a database URI ({', '.join(_BACKENDS)})")
         require(0 < self.port < 65536, "port", self.port, "must be in 1..65535")
+        require(HOST.fullmatch(self.host) is not None, "host", self.host,
+                "not a host name or an IP address (127.0.0.1, 0.0.0.0, ::, mlflow.example.com)")
         require(self.workers > 0, "workers", self.workers, "must be > 0")
         require(not self.artifacts.startswith("s3:/") or self.artifacts.startswith("s3://") and len(self.artifacts) > 5,
                 "artifacts", self.artifacts, "an S3 destination is s3://bucket[/prefix]")

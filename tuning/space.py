@@ -17,6 +17,7 @@ from mlproject.attack_config import AttackConfig
 from mlproject.errors import UserError, require
 from mlproject.paths import REPO
 
+KEYS = {"type", "low", "high", "log", "choices"}  # of one setting's distribution
 SEARCHABLE = ("lr", "steps", "batch_size", "rank", "second_steps")
 
 
@@ -35,6 +36,9 @@ def _distribution(name: str, d: dict, path: str) -> optuna.distributions.BaseDis
     require(name in SEARCHABLE, "space", path, f"unknown setting {name!r}; searchable: {', '.join(SEARCHABLE)}")
     require(isinstance(d, dict), "space", path, f"{name}: must be a mapping with a type (float, int or categorical)")
     kind = d.get("type")
+    unknown = sorted(set(d) - KEYS)
+    if unknown:  # a misspelt `log` would otherwise be ignored
+        raise UserError("space", path, f"{name}: unknown field {unknown[0]!r}; known: {', '.join(sorted(KEYS))}")
     try:
         if kind == "float":
             return optuna.distributions.FloatDistribution(float(d["low"]), float(d["high"]), log=bool(d.get("log")))

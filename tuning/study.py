@@ -20,6 +20,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import optuna
 from filelock import FileLock
@@ -46,7 +47,10 @@ def storage(url: str | None, workers: int):
     """An Optuna storage for ``url`` (default: see :func:`url_for`)."""
     url = url_for(url, workers)
     if url.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        path = Path(url.removeprefix("journal:"))
+        if not path.parent.resolve().is_dir():
+            raise UserError("storage", url, f"no such folder {path.parent} for the journal file")
+        return JournalStorage(JournalFileBackend(str(path)))
     try:
         heartbeat = {} if url.startswith("sqlite") else {"heartbeat_interval": 10, "grace_period": 30}
         connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}

