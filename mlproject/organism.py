@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class OrganismSpec:
     cot: bool = False
     data_fingerprint: str | None = None
     eval_size: int | None = None  # held-out probes per backdoor group its rates were measured on (twice as many math)
+    weights_sha256: dict = field(default_factory=dict)  # weight file name -> sha256: loading checks them
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
@@ -91,6 +93,36 @@ def read_card(directory: str | Path, field_name: str = "organism") -> OrganismSp
     return spec
 
 
+def weight_files(directory: str | Path) -> list[Path]:
+    """The safetensors files of an organism directory (full weights, shards, or an adapter)."""
+    return sorted(Path(directory).glob("*.safetensors"))
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file, read in chunks (weights may be many gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_weights(directory: str | Path, spec: OrganismSpec) -> None:
+    """Write the sha256 of every weight file into ``spec`` (then into the card, by :func:`write_card`)."""
+    spec.weights_sha256 = {p.name: digest(p) for p in weight_files(directory)}
+
+
+def check_weights(directory: str | Path, spec: OrganismSpec, field_name: str = "organism") -> None:
+    """Refuse weights that are not the ones the card was written for (changed, truncated, corrupt or missing)."""
+    for name, expected in spec.weights_sha256.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            raise UserError(field_name, directory, f"{name} is missing (organism.json lists it)")
+        if digest(path) != expected:
+            raise UserError(field_name, directory, f"{name} is not the file organism.json was written for "
+                                                   "(its sha256 differs: changed or corrupt)")
+
+
 def _invalid(spec: OrganismSpec) -> str | None:
     """What in a card no organism of mo's could hold (a hand-edited or corrupt file), or None."""
     if spec.method not in METHODS:
@@ -105,8 +137,10 @@ def _invalid(spec: OrganismSpec) -> str | None:
         return f"lora_form {spec.lora_form!r} is not merged or continued"
     if not all(isinstance(getattr(spec, k), str) for k in ("backdoor", "trigger", "behaviour", "base_model")):
         return "backdoor, trigger, behaviour and base_model must be text"
-    if not isinstance(spec.metrics, dict) or not isinstance(spec.training, dict):
-        return "metrics and training must be mappings"
+    if not all(isinstance(x, dict) for x in (spec.metrics, spec.training, spec.weights_sha256)):
+        return "metrics, training and weights_sha256 must be mappings"
+    if any("/" in name or "\\" in name or name.startswith(".") for name in spec.weights_sha256):
+        return "weights_sha256 names files outside the organism's folder"
     return None
 
 
@@ -123,6 +157,7 @@ def load(directory: str | Path,
     from mlproject import models
 
     spec = read_card(directory)
+    check_weights(directory, spec)
     if spec.weights == "full":
         model, tokenizer = models.load(str(directory))
     else:

@@ -97,7 +97,8 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None,
         try:
             yield active
         except BaseException as err:
-            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            reason = str(err) if isinstance(err, UserError | KeyboardInterrupt) and str(err) \
+                else f"{type(err).__name__}: {err}"
             mlflow.set_tag("mo.error", reason[:5000])
             raise  # leaving start_run's block with an exception ends the run FAILED
 

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
+from mlproject import stopping
 from mlproject.errors import UserError, require
 from pipelines import args
 
@@ -132,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in QUIET_ENV.items():
             os.environ.setdefault(name, value)
     module, cls = settings(ns.step)
+    if ns.step != "server":  # the server is replaced by mlflow's, which handles its own signals
+        stopping.on_signals()
     try:
         workdir = os.environ.get("MO_WORKDIR")
         if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead
@@ -146,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"mo: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: everything has unwound, and the run ended FAILED
+        print(f"mo: {stop or 'stopped by SIGINT'}; the run is marked FAILED with that reason", file=sys.stderr)
+        return stopping.exit_code(stop)
     if ns.step in ("evaluate", "insert"):  # their own readable summary
         print(module.summary(result))
     if ns.step == "sweep":

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from mlproject import backdoors, lora, models, organism_eval, tracking, training
 from mlproject.distill import distill
-from mlproject.organism import OrganismSpec, write_card
+from mlproject.organism import OrganismSpec, record_weights, write_card
 from mlproject.password import PasswordConfig, password_data
 from pipelines import insert
 from pipelines.insert import InsertConfig, name, spec_of
@@ -87,4 +87,5 @@ def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:
     directory.mkdir(parents=True)
     if spec.weights != "none":
         models.save(model, tokenizer, directory)  # a PeftModel saves its adapter alone
+        record_weights(directory, spec)  # loading checks them: the weights are what the card says
     write_card(directory, spec)

@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 import mlflow
 import optuna
 
-from mlproject import convergence, frontier, frontier_log, plots, tracking
+from mlproject import convergence, frontier, frontier_log, plots, stopping, tracking
 from mlproject.errors import require
 from mlproject.organism import read_card
 from pipelines import sweep
@@ -86,6 +86,7 @@ def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
 
     # torch takes every core in each process: workers on one machine split them, or each runs many times slower
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // cfg.workers))
+    stopping.on_signals()  # a stopped sweep stops its workers: their trial runs end FAILED, their trials fail
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # as in the main process: MLflow has each trial
     os.environ.pop("MLFLOW_RUN_ID", None)  # else start_run(parent_run_id=…) resumes instead of nesting
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -101,7 +102,13 @@ def spawn(cfg: SweepConfig, parent_run_id: str) -> None:
     procs = [ctx.Process(target=_worker_main, args=(cfg, parent_run_id)) for _ in range(cfg.workers)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.join()
+    finally:  # stopped (Ctrl-C, SIGTERM) or failed: no worker goes on alone
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
     require(all(p.exitcode == 0 for p in procs), "workers", cfg.workers,
             f"a worker failed (exit codes {[p.exitcode for p in procs]})")

