@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -60,8 +61,13 @@ class ServerConfig:
 
 
 def command(cfg: ServerConfig) -> list[str]:
-    """The ``mlflow server`` command line for ``cfg``."""
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", cfg.backend,
+    """The ``mlflow server`` command line for ``cfg``; the backend store goes in :func:`environment`.
+
+    A command line is world-readable (``ps`` shows it to every user of the machine), so the
+    backend URI, which may hold the database's password, is passed in the environment, which
+    only its owner can read.
+    """
+    cmd = [sys.executable, "-m", "mlflow", "server",
            "--artifacts-destination", cfg.artifacts, "--host", cfg.host, "--port", str(cfg.port),
            "--workers", str(cfg.workers)]
     if cfg.allowed_hosts:
@@ -70,8 +76,14 @@ def command(cfg: ServerConfig) -> list[str]:
     return cmd + (["--app-name", "basic-auth"] if cfg.auth else [])
 
 
+def environment(cfg: ServerConfig) -> dict[str, str]:
+    """The server's environment: this one, and the backend store (``mlflow server`` reads it from there)."""
+    return {**os.environ, "MLFLOW_BACKEND_STORE_URI": cfg.backend}
+
+
 def check(cfg: ServerConfig) -> None:
     """Fail early, in one line, on what would otherwise be a server traceback."""
+    _check_port(cfg.host, cfg.port)
     if cfg.auth:
         require(bool(os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")), "auth", True,
                 "set MLFLOW_FLASK_SERVER_SECRET_KEY (and MLFLOW_AUTH_ADMIN_PASSWORD on first start)")
@@ -91,11 +103,24 @@ def check(cfg: ServerConfig) -> None:
 def run(cfg: ServerConfig) -> None:
     """Replace this process by the tracking server (or print its command with ``--dry-run``)."""
     cmd = command(cfg)
-    shown = " ".join(["mlflow"] + [shlex.quote(redact(c)) for c in cmd[3:]])
+    shown = " ".join([f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact(cfg.backend))}", "mlflow"]
+                     + [shlex.quote(redact(c)) for c in cmd[3:]])
     if cfg.dry_run:
         print(shown)
         return
     check(cfg)
     print(f"mo server: {shown}\nclients:   export MLFLOW_TRACKING_URI=http://{cfg.host}:{cfg.port}", flush=True)
     # exec, not a child process: signals (Ctrl-C, a supervisor's SIGTERM) reach the server directly.
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, environment(cfg))
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line, not a server that hangs on "address already in use", when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError("port", port, f"cannot listen on {host}:{port} ({err.strerror}): another server "
+                                          "holds it, or choose another --port") from None

@@ -6,6 +6,7 @@ the clients hold no S3 credentials (artifacts are proxied by the server).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -60,8 +61,9 @@ def test_insert_register_load_back_attack_through_a_server_with_s3(workdir, monk
 def test_server_command_and_its_one_line_errors(monkeypatch):
     cmd = server.command(server.ServerConfig(backend="postgresql://mo:secret@db:5432/mlflow", artifacts="s3://b/p",
                                              auth=True, allowed_hosts="mlflow.example.com"))
-    assert cmd[3:7] == ["server", "--backend-store-uri", "postgresql://mo:secret@db:5432/mlflow",
-                        "--artifacts-destination"]
+    assert cmd[3:5] == ["server", "--artifacts-destination"] and not any("secret" in c for c in cmd)  # ps shows it
+    cfg = server.ServerConfig(backend="postgresql://mo:secret@db:5432/mlflow")
+    assert server.environment(cfg)["MLFLOW_BACKEND_STORE_URI"] == "postgresql://mo:secret@db:5432/mlflow"
     assert cmd[-4:] == ["--allowed-hosts", "mlflow.example.com", "--app-name", "basic-auth"]
     with pytest.raises(UserError, match="^backend=mlflow.db:"):
         server.ServerConfig(backend="mlflow.db")
@@ -98,3 +100,28 @@ def test_basic_auth_server_refuses_anonymous_clients(workdir):
         request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 200
+
+
+def test_a_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = mo("server", "--backend", f"sqlite:///{tmp_path / 'm.db'}", "--port", str(port), cwd=tmp_path,
+                    timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().startswith(f"mo: error: port={port}: cannot listen on 127.0.0.1:{port}")
+
+
+def test_the_database_password_is_not_on_the_server_command_line(workdir):
+    """`ps` shows a process's command line to every user: the backend URI is in the server's environment instead."""
+    exe = Path(sys.executable).with_name("mo")
+    port = servers.free_port()
+    backend = f"sqlite:///{workdir / 'secret-name.db'}"
+    with servers.process([str(exe), "server", "--backend", backend, "--port", str(port), "--workers", "1"],
+                         f"http://127.0.0.1:{port}/health", cwd=workdir):
+        lines = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout.splitlines()
+        assert any(f"--port {port}" in line for line in lines)
+        assert not any("secret-name.db" in line for line in lines)
