@@ -24,7 +24,7 @@ from pathlib import Path
 import datasets
 import mlflow
 
-from mlproject import machine
+from mlproject import liveness, machine
 from mlproject.errors import UserError
 from mlproject.paths import REPO
 
@@ -88,7 +88,11 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None,
     resumed = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
     if not resumed:
         _set_experiment(experiment)
-    with mlflow.start_run(run_name=name, nested=nested, tags=provenance()) as active:
+    liveness.fail_dead_runs()  # runs of processes killed before they could end them
+    with mlflow.start_run(run_name=name, nested=nested, tags=provenance() | liveness.tags()) as active, \
+            liveness.heartbeat(active.info.run_id):
+        if resumed:
+            mlflow.set_tags(liveness.tags())  # `mlflow run` made the run: mo's process is the one to watch
         if params:
             # A resumed `mlflow run` run already holds the entry point's parameters as typed ("1"
             # for 1.0); MLflow refuses to change a logged value, so only the new ones are added.

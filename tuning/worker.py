@@ -14,7 +14,7 @@ import mlflow
 import optuna
 import torch
 
-from mlproject import attack_engine
+from mlproject import attack_engine, liveness
 from mlproject.attack_config import AttackConfig
 from tuning import space as search_space
 
@@ -34,7 +34,8 @@ class Worker:
         started(trial)
         params = self.team.settings(search_space.suggest(trial, self.space))
         cfg = search_space.trial_config(self.cfg, params)
-        with mlflow.start_run(run_name=f"trial {trial.number}", parent_run_id=self.parent, nested=self.parent is None):
+        with mlflow.start_run(run_name=f"trial {trial.number}", parent_run_id=self.parent, nested=self.parent is None,
+                              tags=liveness.tags()):
             mlflow.log_params(params | {"trial": trial.number, "threads": torch.get_num_threads()})
             model = self.team.trainable(cfg)
             try:
