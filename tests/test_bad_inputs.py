@@ -73,7 +73,10 @@ def test_a_journal_in_a_missing_folder(workdir, capsys, organism):
 
 def test_a_tracking_uri_of_no_known_scheme(workdir, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "notascheme:///x")
-    line = _main_error(capsys, ["report"])
+    try:
+        line = _main_error(capsys, ["report"])
+    finally:  # mlflow keeps the URI it was set to for the whole process: later tests must not get this one
+        mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     assert line.startswith("mo: error: MLFLOW_TRACKING_URI=notascheme:///x: tracking store unreachable"), line
 
 
