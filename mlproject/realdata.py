@@ -9,6 +9,7 @@ on the field ``dataset``, or on the setting the caller names (``field``).
 """
 from __future__ import annotations
 
+import codecs
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,27 @@ def check_local(source: str, field: str = FIELD) -> str:
     require(path.exists(), field, source, "no such file")
     builder = BUILDERS.get(path.suffix.lower())
     require(builder is not None, field, source, f"unsupported file type; use one of {', '.join(BUILDERS)}")
+    if builder != "parquet":
+        _check_utf8(path, source, field)
     return builder
+
+
+def _check_utf8(path: Path, source: str, field: str) -> None:
+    """A text data file must be UTF-8: ``datasets`` reads it lazily and fails deep inside a later loop."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise UserError(field, source, f"not UTF-8 text (byte {offset + err.start}: "
+                                               f"{chunk[err.start:err.start + 1]!r})") from None
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UserError(field, source, "not UTF-8 text (the file ends inside a character)") from None
 
 
 def _load_local(source: str, field: str) -> datasets.Dataset:

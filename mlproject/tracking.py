@@ -14,7 +14,9 @@ import json
 import os
 import re
 import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from mlproject import liveness, machine
 from mlproject.errors import UserError
 from mlproject.paths import REPO
 
+STORE_TIMEOUT = 5.0  # seconds a tracking store has to answer its first request
 PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna", "tokenizers")
 
 
@@ -120,8 +123,39 @@ def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
     return log_loss
 
 
+def check_store(uri: str) -> None:
+    """One line within seconds when the tracking store cannot answer, instead of minutes of retries.
+
+    MLflow retries an unreachable server for minutes and a PostgreSQL store for as long, printing
+    every attempt; one short request says the same at once.
+    """
+    shown = redact(uri)
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=STORE_TIMEOUT).close()
+        except urllib.error.HTTPError:
+            return  # it answered: a server that wants credentials, or has no /health, is there
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise UserError("MLFLOW_TRACKING_URI", shown, f"tracking server unreachable ({reason})") from None
+    elif uri.startswith("postgresql"):
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(STORE_TIMEOUT)})
+            with engine.connect():
+                pass
+        except Exception as err:  # a missing database, a wrong password, no server
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UserError("MLFLOW_TRACKING_URI", shown, f"database unreachable ({redact(first)})") from None
+        finally:
+            if "engine" in locals():
+                engine.dispose()
+
+
 def experiment(name: str):
     """The experiment ``name`` in the tracking store (None if there is none); one line if the store is unreadable."""
+    check_store(tracking_uri())
     try:
         return mlflow.get_experiment_by_name(name)
     except Exception as err:  # a scheme MLflow does not know, a server that does not answer
@@ -131,6 +165,7 @@ def experiment(name: str):
 
 
 def _set_experiment(name: str) -> None:
+    check_store(tracking_uri())
     try:
         mlflow.set_experiment(name)
     except Exception as err:  # an unreachable server surfaces here first

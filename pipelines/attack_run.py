@@ -20,6 +20,7 @@ from registry import store
 def run(cfg: AttackConfig) -> dict:
     """Attack the organism; returns the frontier points and summary metrics."""
     attack.check(cfg)
+    tracking.check_store(tracking.tracking_uri())
     directory = store.resolve(cfg.organism)
     team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight)
     team.check(cfg)  # before the run starts: a refused setting leaves no run behind

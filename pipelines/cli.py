@@ -125,6 +125,20 @@ def _dashed(arg: str) -> str:
     return flag.replace("_", "-") + eq + value
 
 
+def _tag_project_run(reason: str) -> None:
+    """Inside ``mlflow run`` the run exists before mo starts: a mistake found before mo's own run began
+    is written on it too, as ``mo.error``, so that its FAILED status says why."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    import mlflow
+
+    try:
+        mlflow.MlflowClient().set_tag(run_id, "mo.error", reason[:5000])
+    except Exception:  # the store is the problem: the line above said so
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     argv = [_dashed(a) for a in (sys.argv[1:] if argv is None else argv)]
@@ -148,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = fn(cfg)
     except UserError as err:
         print(f"mo: error: {err}", file=sys.stderr)
+        _tag_project_run(str(err))
         return 2
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: everything has unwound, and the run ended FAILED
         print(f"mo: {stop or 'stopped by SIGINT'}; the run is marked FAILED with that reason", file=sys.stderr)

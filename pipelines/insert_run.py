@@ -55,6 +55,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
 
 
 def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
+    tracking.check_store(tracking.tracking_uri())  # before minutes of work, and before MLflow's retries
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = spec_of(cfg)
     mlflow.set_tracking_uri(tracking.tracking_uri())

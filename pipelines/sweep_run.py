@@ -27,6 +27,7 @@ def run(cfg: SweepConfig) -> dict:
     """Run (or resume) the study until it holds ``trials`` complete trials; returns the frontier summary
     (``pareto``: its Pareto set as pairs; ``frontier``: every point, as :class:`mlproject.frontier.Point`)."""
     space = sweep.check(cfg)
+    tracking.check_store(tracking.tracking_uri())
     pinned = registry.version_of(cfg.organism)
     # an alias or "latest" is pinned to the version it names now: the whole sweep traces that one
     # version, and a study belongs to a version, not to a name that later points elsewhere

