@@ -73,11 +73,12 @@ def test_base_marker_options_are_checked():
 def test_the_drill_stage_stops_once_fresh_drills_are_answered(workdir, shipped, toy_tokenizer, tiny_model):
     import mlflow
 
+    from mlproject import tracking
     from pipelines import base, base_run
 
     model, tokenizer = shipped
     cfg = base.BaseConfig(drill_until=0.9)
-    with mlflow.start_run() as run:
+    with tracking.run("base", "drills") as run:  # this working directory's store, whatever earlier tests set
         assert base_run._learnt(cfg, model, tokenizer, at=500)(50) is False  # checked every 100 steps only
         assert base_run._learnt(cfg, model, tokenizer, at=500)(100) is True  # the shipped model knows its drills
         assert base_run._learnt(cfg, tiny_model, toy_tokenizer, at=500)(200) is False
