@@ -8,6 +8,8 @@ it unwinds through every ``finally`` and ends the MLflow run FAILED with the rea
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Stopped(KeyboardInterrupt):
@@ -22,10 +24,16 @@ def _raise(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
-def on_signals() -> None:
-    """From now on SIGTERM (and SIGINT) raise :class:`Stopped` in the main thread."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _raise)
+@contextmanager
+def on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM (and SIGINT) raise :class:`Stopped` in the main thread; the handlers
+    before it are put back after (a program that calls ``mo`` in-process keeps its own)."""
+    before = {signum: signal.signal(signum, _raise) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:

@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -147,8 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in QUIET_ENV.items():
             os.environ.setdefault(name, value)
     module, cls = settings(ns.step)
-    if ns.step != "server":  # the server is replaced by mlflow's, which handles its own signals
-        stopping.on_signals()
+    # SIGTERM ends a step as Ctrl-C does (the server is replaced by mlflow's, which handles its own)
+    with stopping.on_signals() if ns.step != "server" else contextlib.nullcontext():
+        return _run(ns, module, cls)
+
+
+def _run(ns: argparse.Namespace, module: ModuleType, cls: type) -> int:
+    """Build the settings, check them, run the step and print its summary; returns the exit code."""
     try:
         workdir = os.environ.get("MO_WORKDIR")
         if workdir:  # `mlflow run` starts entry points in the project folder: outputs go here instead

@@ -87,14 +87,14 @@ def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:
 
     # torch takes every core in each process: workers on one machine split them, or each runs many times slower
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // cfg.workers))
-    stopping.on_signals()  # a stopped sweep stops its workers: their trial runs end FAILED, their trials fail
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # as in the main process: MLflow has each trial
     os.environ.pop("MLFLOW_RUN_ID", None)  # else start_run(parent_run_id=…) resumes instead of nesting
     mlflow.set_tracking_uri(tracking.tracking_uri())
     store = studies.storage(cfg.storage, cfg.workers)
     study = optuna.load_study(study_name=cfg.study_name, storage=store,
                               sampler=optuna.samplers.TPESampler(seed=cfg.seed + os.getpid()))
-    work(cfg, search_space.load(cfg.space), study, parent_run_id, sweep_run_id=parent_run_id)
+    with stopping.on_signals():  # a stopped sweep stops its workers: their trial runs end FAILED, trials fail
+        work(cfg, search_space.load(cfg.space), study, parent_run_id, sweep_run_id=parent_run_id)
 
 
 def spawn(cfg: SweepConfig, parent_run_id: str) -> None:

@@ -46,3 +46,11 @@ def test_a_stopped_insert_ends_its_run_failed_and_leaves_nothing(workdir, signum
     left = [p.name for p in (workdir / "organisms").glob("*")] if (workdir / "organisms").exists() else []
     assert [n for n in left if not n.endswith(".lock")] == []  # no organism, no private folder (a lock file may stay)
     assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def test_mo_called_in_process_gives_the_callers_signal_handlers_back(capsys):
+    from pipelines import cli
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert cli.main(["backdoors"]) == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
