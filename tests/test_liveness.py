@@ -21,8 +21,9 @@ def test_a_run_killed_with_kill_9_is_ended_failed_by_the_next_run(workdir):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not _running(workdir / "mlflow.db") and time.monotonic() < deadline:
+    while not _running(workdir / "mlflow.db") and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
+    assert proc.poll() is None, "the insertion ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     [killed] = mlflow.search_runs(experiment_names=["organisms"], output_format="list")

@@ -17,8 +17,8 @@ import pytest
 def _running(db: Path) -> bool:
     if not db.exists():
         return False
-    try:
-        with sqlite3.connect(db) as con:
+    try:  # a writer holds the lock now and then: wait for it rather than read "not running"
+        with sqlite3.connect(db, timeout=30) as con:
             return bool(con.execute("select count(*) from runs where status = 'RUNNING'").fetchone()[0])
     except sqlite3.OperationalError:  # the tables are still being made
         return False
