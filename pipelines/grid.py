@@ -2,7 +2,7 @@
 
     mo grid --config configs/insert-table.yaml
     mo grid --config configs/demo-grid.yaml
-    mo grid --config configs/robustness-table.yaml   # writes docs/robustness-table.md, about three hours on 2 cores
+    mo grid --config configs/robustness-table.yaml   # writes docs/robustness-table.md (hours on 2 cores)
     mo grid --config configs/full-grid.yaml        # method.md's whole grid: for machines with GPUs
 
 A config names a ``step``, ``fixed`` settings, a ``grid`` of lists (their product is run)
