@@ -26,6 +26,7 @@ def test_a_run_killed_with_kill_9_is_ended_failed_by_the_next_run(workdir):
     assert proc.poll() is None, "the insertion ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    mlflow.set_tracking_uri(tracking.tracking_uri())  # this working directory's store, whatever an earlier test set
     [killed] = mlflow.search_runs(experiment_names=["organisms"], output_format="list")
     assert killed.info.status == "RUNNING" and killed.data.tags["mo.pid"] == str(proc.pid)
     with tracking.run("report", "next"):
