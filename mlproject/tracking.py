@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import urllib.error
-import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -42,13 +41,10 @@ def tracking_uri() -> str:
 _CREDENTIALS = re.compile(r"(://[^/:@\s]*:)[^@/\s]+@")  # the password of scheme://user:password@host
 
 
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (URIs are printed and logged; credentials never are)."""
-    parts = urllib.parse.urlsplit(uri)
-    if not parts.password:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+def redact(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` in it replaced by ``***``
+    (URIs are printed and logged; credentials never are)."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def provenance() -> dict[str, str]:
@@ -175,7 +171,7 @@ def _set_experiment(name: str) -> None:
 
 def _param(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return _CREDENTIALS.sub(r"\1***@", text)[:6000]  # a storage or store URI in it: never its password
+    return redact(text)[:6000]  # a storage or store URI in it: never its password
 
 
 def fingerprint(ds: datasets.Dataset) -> str:
