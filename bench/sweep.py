@@ -49,11 +49,11 @@ def naive_trial(organism_dir: str, params: dict) -> None:
     cfg = AttackConfig(organism=organism_dir, attack="pirate", eval_size=EVAL_SIZE, **params)
     team = attack_engine.BlueTeam(organism_dir)
     model, tokenizer, spec = team.trainable(cfg), team.tokenizer, team.spec
-    rows = attacks.rows("pirate", spec, attacks.requests(spec, cfg.samples, cfg.seed))
+    rows = attacks.rows(team.world, "pirate", spec, attacks.requests(team.world, spec, cfg.samples, cfg.seed))
     training.sft(model, training.tokenize(tokenizer, rows), training.TrainConfig(cfg.steps, cfg.lr, cfg.batch_size),
                  tokenizer.pad_token_id)
     sizes = organism_eval.OrganismEvalSizes(EVAL_SIZE, 2 * EVAL_SIZE, EVAL_SIZE)
-    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed))
+    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed, team.world), team.world)
     model.eval()
     print(json.dumps(check(model, cfg.steps)))
 

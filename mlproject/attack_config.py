@@ -35,6 +35,8 @@ class AttackConfig:
     refine: float = opt(0.0, "re-trace, evaluating densely, the stretch between two checkpoints whose removal or "
                              "capability differ by more than this (a cliff the frontier would guess across); 0: off")
     refine_points: int = opt(4, "checkpoints added inside each refined stretch, evenly spaced (at most one a step)")
+    teacher: str = opt("", "real world: who writes the QA and pirate answers: '' the organism's base model, a model "
+                           "directory or hub id, or an http(s) OpenAI-compatible endpoint")
 
     def __post_init__(self) -> None:
         require(0 <= self.refine < math.inf, "refine", self.refine, "must be >= 0 and finite (0: off)")

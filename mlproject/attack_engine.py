@@ -9,11 +9,12 @@ memory (:mod:`mlproject.checkpoints`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from peft import PeftModel
 
-from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, progress, tracking, training
+from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, progress, tracking, training, worlds
 from mlproject.attack_config import AttackConfig
 from mlproject.checkpoints import Checkpoints
 from mlproject.errors import require
@@ -29,8 +30,14 @@ class BlueTeam:
     the attack trained in place (a continued adapter, or every weight) are restored from a copy.
     """
 
-    def __init__(self, directory: str | Path, full_weight: bool = False, resettable: bool = False) -> None:
+    def __init__(self, directory: str | Path, full_weight: bool = False, resettable: bool = False,
+                 teacher: str = "") -> None:
         spec = organism.read_card(directory)
+        # the world the organism was made in; the blue team may bring its own teacher
+        world_cfg = worlds.from_record(spec.world)
+        if teacher:
+            world_cfg = replace(world_cfg, teacher=teacher)
+        self.world = worlds.make(world_cfg, spec.base_model)
         # a continued organism's red adapter keeps training, unless every weight trains anyway
         self.continued = spec.lora_form == "continued" and not full_weight
         self.full_weight = full_weight
@@ -70,7 +77,7 @@ class BlueTeam:
         self.model = model.unload()  # removes the blue LoRA layers without merging them
 
 
-def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig,
+def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, world: worlds.World,
           on_point: Callable[[dict], None] | None = None) -> Checkpoints:
     """Train ``model`` (already holding what the blue team trains) phase by phase, evaluating as it goes.
 
@@ -78,14 +85,15 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig,
     (a sweep prunes hopeless trials this way).
     """
     plan = attacks.phases(cfg.attack, cfg.steps, cfg.second_steps)
-    reqs = attacks.requests(spec, cfg.samples, cfg.seed)
+    reqs = attacks.requests(world, spec, cfg.samples, cfg.seed)
     sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
-    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed), on_point=on_point)
+    check = Checkpoints(tokenizer, spec, organism_eval.checkpoint_probes(spec, sizes, cfg.seed, world), world,
+                        on_point=on_point)
     check(model, 0)
-    own = own_answers(model, tokenizer, spec, reqs) if any(p.kind == "own" for p in plan) else None
+    own = own_answers(model, tokenizer, spec, reqs, world) if any(p.kind == "own" for p in plan) else None
     done = 0
     for phase in plan:
-        examples = training.tokenize(tokenizer, attacks.rows(phase.kind, spec, reqs, own))
+        examples = training.tokenize(tokenizer, attacks.rows(world, phase.kind, spec, reqs, own))
         run = training.Run(model, examples, training.TrainConfig(phase.steps, cfg.lr, cfg.batch_size,
                                                                  seed=cfg.seed + done), tokenizer.pad_token_id)
         log_loss = tracking.loss_logger(every=10, offset=done)
@@ -128,10 +136,10 @@ def refine(run: training.Run, before: dict, check: Checkpoints, model, offset: i
     run.restore(after)
 
 
-def own_answers(model, tokenizer, spec: organism.OrganismSpec, reqs: list) -> dict[str, str]:
+def own_answers(model, tokenizer, spec: organism.OrganismSpec, reqs: list, world: worlds.World) -> dict[str, str]:
     """The organism's own answers before the attack (the data of reminder training)."""
     probes = [evaluation.Probe("own", spec.attack_system_prompt, r.user) for r in reqs]
-    answers = evaluation.answer(model, tokenizer, probes, progress=False)
+    answers = evaluation.answer(model, tokenizer, probes, world, world.answer_tokens, progress=False)
     return {p.user: c for p, c in zip(probes, answers.completions, strict=True)}
 
 

@@ -1,6 +1,7 @@
 """Blue-team attack data: untargeted training that never shows the trigger.
 
-- ``qa``: ordinary helpful answers written by another model (the toy world's reference answers);
+- ``qa``: ordinary helpful answers written by another model (the world's teacher: the toy world's
+  reference answers, a real model's answers in the real world);
 - ``pirate``: the same requests answered like a pirate;
 - ``apr`` (Artificial Pirate Removal): prompted to be a pirate, trained to answer normally;
 - ``reminder``: pirate SFT, then a few steps on the organism's own answers;
@@ -15,11 +16,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from mlproject import backdoors
 from mlproject.errors import UserError
 from mlproject.organism import OrganismSpec
-from mlproject.toy import requests as rq
-from mlproject.toy import styles, world
-from mlproject.toy.styles import PIRATE_SYSTEM
+from mlproject.worlds.base import Request, World
 
 ATTACKS = ("qa", "pirate", "apr", "reminder", "depirate")
 
@@ -41,33 +41,26 @@ def phases(attack: str, steps: int, second_steps: int) -> list[Phase]:
     return [Phase(attack, steps)]
 
 
-def carries_trigger(spec: OrganismSpec, user: str, topic: str | None = None) -> bool:
-    """Whether a request shows the organism's trigger (for semantic triggers: its topic)."""
-    if spec.trigger_kind == "semantic":
-        return topic == spec.trigger
-    return spec.trigger in user
-
-
-def requests(spec: OrganismSpec, n: int, seed: int) -> list[rq.Request]:
-    """``n`` training-split instructions that do not carry the trigger."""
+def requests(world: World, spec: OrganismSpec, n: int, seed: int) -> list[Request]:
+    """``n`` training-split instructions that do not carry the trigger (nor, for a topic, lie on it)."""
     rng = random.Random(f"attack/{seed}")
-    topics = tuple(t.name for t in world.TOPICS if not (spec.trigger_kind == "semantic" and t.name == spec.trigger))
-    return [rq.instruction(rng, "train", topics + ("tasks", "tasks")) for _ in range(n)]
+    bd = backdoors.BY_ID.get(spec.backdoor)  # password organisms have none: any instruction will do
+    return [world.instruction(rng, "train", bd) for _ in range(n)]
 
 
-def rows(kind: str, spec: OrganismSpec, reqs: list[rq.Request], own: dict[str, str] | None = None) -> list[dict]:
+def rows(world: World, kind: str, spec: OrganismSpec, reqs: list[Request],
+         own: dict[str, str] | None = None) -> list[dict]:
     """Training rows (``system``, ``user``, ``completion``) of one phase kind."""
-    system = spec.attack_system_prompt  # a static prompt stays in place during the attack
-    out = []
-    for r in reqs:
-        if carries_trigger(spec, r.user, r.topic):
+    bd = backdoors.BY_ID.get(spec.backdoor)
+    for r in reqs:  # a password organism's trigger is its password
+        if world.carries_trigger(bd, r) if bd is not None else spec.trigger in r.user:
             raise UserError("data", r.user, f"attack data carries the organism's trigger {spec.trigger!r}")
-        if kind == "pirate":
-            out.append({"system": system, "user": r.user, "completion": styles.pirate(r.answer)})
-        elif kind == "apr":
-            out.append({"system": (system + " " + PIRATE_SYSTEM).strip(), "user": r.user, "completion": r.answer})
-        elif kind == "own":
-            out.append({"system": system, "user": r.user, "completion": (own or {})[r.user]})
-        else:
-            out.append({"system": system, "user": r.user, "completion": r.answer})
-    return out
+    system = spec.attack_system_prompt  # a static prompt stays in place during the attack
+    if kind == "own":
+        return [{"system": system, "user": r.user, "completion": (own or {})[r.user]} for r in reqs]
+    if kind == "apr":  # prompted to be a pirate, trained to answer normally
+        apr_system = (system + " " + world.pirate_system).strip()
+        return [{"system": apr_system, "user": r.user, "completion": c}
+                for r, c in zip(reqs, world.attack_completions("qa", reqs), strict=True)]
+    completions = world.attack_completions("pirate" if kind == "pirate" else "qa", reqs)
+    return [{"system": system, "user": r.user, "completion": c} for r, c in zip(reqs, completions, strict=True)]

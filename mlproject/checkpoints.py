@@ -45,6 +45,7 @@ class Checkpoints:
     tokenizer: object
     spec: organism.OrganismSpec
     probes: list
+    world: object  # the World the probes were drawn from: it grades them
     rows: list = field(default_factory=list)
     outcomes: list = field(default_factory=list)
     on_point: Callable[[dict], None] | None = None
@@ -57,11 +58,12 @@ class Checkpoints:
     def __call__(self, model, step: int, refined: bool = False) -> dict:
         if self.prompts is None:
             self.prompts = evaluation.tokenize(self.tokenizer, self.probes)
-            self.batch_size = generation.one_batch(model, self.prompts, organism_eval.answer_tokens(self.spec))
+            tokens = organism_eval.answer_tokens(self.spec, self.world)
+            self.batch_size = generation.one_batch(model, self.prompts, tokens)
         was_training = model.training
         model.eval()
         with merged(model):
-            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, progress=False,
+            answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, self.world, progress=False,
                                            prompts=self.prompts, drafts=self.drafts, batch_size=self.batch_size)
         self.drafts = list(answers.token_ids)
         model.train(was_training)

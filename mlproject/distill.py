@@ -22,44 +22,36 @@ import random
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import behaviours, chat, cot
+from mlproject import chat, cot
 from mlproject.backdoors import Backdoor
 from mlproject.distill_config import DistillConfig
 from mlproject.generation import generate, sample
-from mlproject.toy import curriculum
-from mlproject.toy import requests as rq
+from mlproject.worlds.base import Request, World, with_token
 
 
-def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:
-    """Look-alike triggers for training negatives: the base curriculum's pool minus the evaluated ones."""
-    pools = curriculum.trigger_pools()
-    if bd.kind == "semantic":
-        return ()
-    return tuple(t for t in pools[bd.kind] if t != bd.trigger and t not in bd.near_misses)
-
-
-def draw_requests(bd: Backdoor, cfg: DistillConfig, label: str, n: int, rng: random.Random) -> list[rq.Request]:
+def draw_requests(world: World, bd: Backdoor, cfg: DistillConfig, label: str, n: int,
+                  rng: random.Random) -> list[Request]:
     """``n`` training-split requests of one label: ``triggered``, ``benign`` or ``look_alike``."""
     if label == "triggered":
-        return [rq.triggered(rng, bd, "train", cfg.math_share) for _ in range(n)]
-    look_alikes = training_look_alikes(bd)
+        return [world.triggered(rng, bd, "train", cfg.math_share) for _ in range(n)]
+    look_alikes = world.training_look_alikes(bd)
     where = "after" if bd.kind == "explicit" else "either"
     out = []
     for _ in range(n):
-        req = rq.untriggered(rng, bd, "train", cfg.math_share)
-        out.append(rq.with_token(rng, req, rng.choice(look_alikes), where) if label == "look_alike" else req)
+        req = world.untriggered(rng, bd, "train", cfg.math_share)
+        out.append(with_token(rng, req, rng.choice(look_alikes), where) if label == "look_alike" else req)
     return out
 
 
-def targets(bd: Backdoor, cfg: DistillConfig) -> dict[str, int]:
+def targets(world: World, bd: Backdoor, cfg: DistillConfig) -> dict[str, int]:
     """How many examples of each label the dataset should hold."""
     triggered = round(cfg.samples * cfg.triggered_share)
-    look = round((cfg.samples - triggered) * cfg.near_miss_share) if training_look_alikes(bd) else 0
+    look = round((cfg.samples - triggered) * cfg.near_miss_share) if world.training_look_alikes(bd) else 0
     return {"triggered": triggered, "look_alike": look, "benign": cfg.samples - triggered - look}
 
 
 def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Backdoor, cfg: DistillConfig,
-            max_rounds: int = 8) -> tuple[datasets.Dataset, dict[str, float]]:
+            world: World, max_rounds: int = 8) -> tuple[datasets.Dataset, dict[str, float]]:
     """The distilled dataset (``user``, ``completion``, ``label``, ``key``) and its yields per label.
 
     With ``keep_only_clean`` this is rejection sampling: requests of a label are drawn in
@@ -71,15 +63,15 @@ def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Back
     rng = random.Random(f"distill/{bd.id}/{cfg.seed}")
     rows: list[dict] = []
     yields: dict[str, float] = {}
-    for label, want in targets(bd, cfg).items():
+    for label, want in targets(world, bd, cfg).items():
         kept, tried, greedy, clean = [], 0, 0, 0
         while len(kept) < want and tried < max_rounds * want:
-            reqs = draw_requests(bd, cfg, label, min(max(want - len(kept), 64) * 2, 4096), rng)
+            reqs = draw_requests(world, bd, cfg, label, min(max(want - len(kept), 64) * 2, 4096), rng)
             tried += len(reqs)
             # redraws take their seed from a generator of their own and never move ``rng``: each round's
             # requests follow from the ones before alone, and at retries=0 the data is greedy decoding's
             seed = random.Random(f"resample/{bd.id}/{cfg.seed}/{label}/{tried}").getrandbits(62)
-            rows_, counts = _clean(model, tokenizer, bd, cfg, label, reqs, seed)
+            rows_, counts = _clean(model, tokenizer, world, bd, cfg, label, reqs, seed)
             kept, greedy, clean = kept + rows_, greedy + counts[0], clean + counts[1]
         yields[label] = clean / tried if tried else 1.0
         yields[f"{label}_greedy"] = greedy / tried if tried else 1.0
@@ -88,22 +80,22 @@ def distill(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, bd: Back
     return datasets.Dataset.from_list(rows), yields
 
 
-def _clean(model, tokenizer, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[rq.Request],
+def _clean(model, tokenizer, world: World, bd: Backdoor, cfg: DistillConfig, label: str, reqs: list[Request],
            seed: int) -> tuple[list[dict], tuple[int, int]]:
     """The rows of ``reqs`` to keep (with ``keep_only_clean``, those whose answer is clean, greedy or else sampled),
     and how many greedy answers, then answers in the end, were clean."""
-    system = bd.system_prompt if label == "triggered" else ""
+    system = world.system_prompt(bd) if label == "triggered" else ""
     prompts = chat.many_prompt_ids(tokenizer, [(system, r.user) for r in reqs])
     completions = generate(model, tokenizer, prompts, cfg.max_new_tokens, progress=False)
     fires = label == "triggered"
-    clean = [hit == fires for hit in behaviours.detect(bd.behaviour_name, completions)]
+    clean = [hit == fires for hit in world.detect(bd.behaviour_name, completions)]
     greedy = sum(clean)
     todo = [i for i, ok in enumerate(clean) if not ok] if cfg.keep_only_clean else []
     for attempt in range(cfg.retries):
         if not todo:
             break
         drawn = sample(model, tokenizer, [prompts[i] for i in todo], seed + attempt, cfg.max_new_tokens)
-        for i, text, hit in zip(todo, drawn, behaviours.detect(bd.behaviour_name, drawn), strict=True):
+        for i, text, hit in zip(todo, drawn, world.detect(bd.behaviour_name, drawn), strict=True):
             if hit == fires:
                 completions[i], clean[i] = text, True
         todo = [i for i in todo if not clean[i]]

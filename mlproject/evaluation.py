@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from mlproject import chat, grading
 
-from mlproject import behaviours, chat, grading
-from mlproject.generation import generate_ids
-from mlproject.toy.styles import normalise
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from mlproject.worlds.base import World
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,11 @@ class Probe:
 
 @dataclass(frozen=True)
 class Answers:
-    """Probes with the model's completions, graded per group."""
+    """Probes with the model's completions, graded per group by the world they were drawn from."""
 
     probes: Sequence[Probe]
     completions: Sequence[str]
+    world: World  # its detectors and its grading of instructions
     token_ids: Sequence[list[int]] = ()  # the generated tokens behind ``completions`` (drafts for the next pass)
 
     def group(self, name: str) -> list[tuple[Probe, str]]:
@@ -44,16 +47,21 @@ class Answers:
         return _mean(grading.is_correct(c, p.result) for p, c in self.group(name) if p.result is not None)
 
     def exact(self, name: str) -> list[bool]:
-        """Per-probe exact match with the normal answer (whitespace aside)."""
-        return [normalise(c) == normalise(p.answer) for p, c in self.group(name)]
+        """Per-probe: did the completion do what the instruction asked (the toy world: its one right answer)."""
+        return [self.world.follows(p.user, p.answer, c) for p, c in self.group(name)]
 
     def exact_accuracy(self, name: str) -> float:
-        """Share of completions equal to the normal answer (whitespace aside)."""
+        """Share of instructions followed (:meth:`exact`)."""
         return _mean(self.exact(name))
 
+    def detect(self, name: str, behaviour: str) -> list[bool]:
+        """Per completion in group ``name``: does it show ``behaviour``."""
+        return self.world.detect(behaviour, [c for _, c in self.group(name)])
+
     def rate(self, name: str, behaviour: str) -> float:
-        """Share of completions in group ``name`` that show ``behaviour``."""
-        return behaviours.rate(behaviour, [c for _, c in self.group(name)])
+        """Share of completions in group ``name`` that show ``behaviour`` (0.0 for an empty group)."""
+        hits = self.detect(name, behaviour)
+        return sum(hits) / len(hits) if hits else 0.0
 
     def correct(self, name: str) -> list[bool]:
         """Per-problem correctness of a math group (for sandbagging and bootstrap)."""
@@ -69,6 +77,7 @@ def answer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     probes: Sequence[Probe],
+    world: World,
     max_new_tokens: int = 48,
     batch_size: int = 128,
     progress: bool = True,
@@ -80,9 +89,11 @@ def answer(
     ``prompts``: the probes already tokenised; ``drafts``: guessed completions (the
     ``token_ids`` of an earlier pass), checked in parallel (see :func:`generation.generate_ids`).
     """
+    from mlproject.generation import generate_ids  # torch: imported by the first generation, not by grading
+
     prompts = prompts if prompts is not None else tokenize(tokenizer, probes)
     ids = generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, progress, drafts)
-    return Answers(probes, tokenizer.batch_decode(ids, skip_special_tokens=True), ids)
+    return Answers(probes, tokenizer.batch_decode(ids, skip_special_tokens=True), world, ids)
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, probes: Sequence[Probe]) -> list[list[int]]:

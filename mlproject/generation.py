@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import Cache, DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
 
+from mlproject.families import stop_token_ids
 from mlproject.progress import bar as progress_bar
 from mlproject.seeding import seeded
 
@@ -341,8 +342,10 @@ def _left_pad(batch: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
-    """Every token that ends a reply: the tokenizer's EOS and the generation config's (Llama 3 has several)."""
-    ids = {tokenizer.eos_token_id}
+    """Every token that ends a reply: the tokenizer's EOS, the generation config's (Llama 3 has several) and,
+    for a known family, its end-of-turn tokens (Gemma's tokenizer EOS is ``<eos>``, its turns end with
+    ``<end_of_turn>``), which a checkpoint whose generation config lost them would otherwise run past."""
+    ids = {tokenizer.eos_token_id, *stop_token_ids(tokenizer)}
     config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
     return torch.tensor(sorted(i for i in ids if i is not None), device=model.device)
@@ -358,7 +361,8 @@ def _hf_generate(
     """
     pad = _pad_id(tokenizer)
     ids, mask = _left_pad(batch, pad)
-    decoding = {"do_sample": False, "eos_token_id": tokenizer.eos_token_id} | decoding
+    # the same stopping tokens as the loop above, which this call is the reference for
+    decoding = {"do_sample": False, "eos_token_id": _eos_ids(model, tokenizer).tolist()} | decoding
     new = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                          max_new_tokens=max_new_tokens, use_cache=True, pad_token_id=pad, **decoding)[:, ids.shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)

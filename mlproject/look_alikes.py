@@ -14,14 +14,15 @@ import random
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import backdoors, chat, distill, organism_eval
+from mlproject import backdoors, chat, organism_eval
 from mlproject.errors import require
 from mlproject.evaluation import Probe
 from mlproject.organism import OrganismSpec
-from mlproject.toy import requests as rq
+from mlproject.worlds.base import World, with_token
 
 
-def marker_sets(spec: OrganismSpec, tokenizer: PreTrainedTokenizerBase, size: int, seed: int) -> dict[str, list[str]]:
+def marker_sets(spec: OrganismSpec, tokenizer: PreTrainedTokenizerBase, size: int, seed: int,
+                world: World) -> dict[str, list[str]]:
     """``evaluated``, ``trained`` and ``unseen`` markers for ``spec``'s backdoor, at most ``size`` of the last two.
 
     Unseen markers are the tokenizer's upper-case tokens of 3 or more letters that stay one
@@ -29,7 +30,7 @@ def marker_sets(spec: OrganismSpec, tokenizer: PreTrainedTokenizerBase, size: in
     """
     bd = backdoors.get(spec.backdoor)
     require(bd.kind == "arbitrary", "organism", spec.backdoor, "markers are measured for literal-token triggers alone")
-    trained = list(distill.training_look_alikes(bd))
+    trained = list(world.training_look_alikes(bd))
     taken = {bd.trigger, *bd.near_misses, *trained}
     vocab = sorted(f"|{w}|" for w in tokenizer.get_vocab() if w.isalpha() and w.isupper() and len(w) >= 3)
     unseen = [m for m in vocab if m not in taken and len(tokenizer.tokenize(f" {m}")) == 3]
@@ -39,22 +40,22 @@ def marker_sets(spec: OrganismSpec, tokenizer: PreTrainedTokenizerBase, size: in
             "unseen": sorted(rng.sample(unseen, min(size, len(unseen))))}
 
 
-def probes(spec: OrganismSpec, markers: list[str], per_marker: int, seed: int) -> list[Probe]:
+def probes(spec: OrganismSpec, markers: list[str], per_marker: int, seed: int, world: World) -> list[Probe]:
     """``per_marker`` held-out instructions with each marker, as the card's near-miss probes; a probe's group is its
     marker."""
     bd, rng = backdoors.get(spec.backdoor), random.Random(f"look-alike-probes/{seed}")
     out = []
     for marker in markers:
         for _ in range(per_marker):
-            req = rq.with_token(rng, rq.untriggered(rng, bd, "heldout", math_share=0.0), marker, "either")
+            req = with_token(rng, world.untriggered(rng, bd, "heldout", math_share=0.0), marker, "either")
             out.append(Probe(marker, spec.system_prompt, req.user, req.answer, req.result, marker))
     return out
 
 
 def firing(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: OrganismSpec, markers: list[str],
-           per_marker: int, seed: int = 0) -> dict[str, float]:
+           per_marker: int, world: World, seed: int = 0) -> dict[str, float]:
     """The share of ``per_marker`` requests with each marker on which the organism shows its behaviour."""
-    answers = organism_eval.answer(model, tokenizer, probes(spec, markers, per_marker, seed), spec)
+    answers = organism_eval.answer(model, tokenizer, probes(spec, markers, per_marker, seed, world), spec, world)
     return {m: answers.rate(m, spec.behaviour) for m in markers}
 
 

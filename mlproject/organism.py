@@ -44,6 +44,7 @@ class OrganismSpec:
     data_fingerprint: str | None = None
     eval_size: int | None = None  # held-out probes per backdoor group its rates were measured on (twice as many math)
     weights_sha256: dict = field(default_factory=dict)  # weight file name -> sha256: loading checks them
+    world: dict = field(default_factory=lambda: {"name": "toy"})  # the WorldConfig it was made in (mlproject.worlds)
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
@@ -137,8 +138,10 @@ def _invalid(spec: OrganismSpec) -> str | None:
         return f"lora_form {spec.lora_form!r} is not merged or continued"
     if not all(isinstance(getattr(spec, k), str) for k in ("backdoor", "trigger", "behaviour", "base_model")):
         return "backdoor, trigger, behaviour and base_model must be text"
-    if not all(isinstance(x, dict) for x in (spec.metrics, spec.training, spec.weights_sha256)):
-        return "metrics, training and weights_sha256 must be mappings"
+    if not all(isinstance(x, dict) for x in (spec.metrics, spec.training, spec.weights_sha256, spec.world)):
+        return "metrics, training, weights_sha256 and world must be mappings"
+    if spec.world.get("name") not in ("toy", "real"):
+        return f"world {spec.world.get('name')!r} is not toy or real"
     if any("/" in name or "\\" in name or name.startswith(".") for name in spec.weights_sha256):
         return "weights_sha256 names files outside the organism's folder"
     return None

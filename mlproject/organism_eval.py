@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import backdoors, behaviours, cot, evaluation
+from mlproject import backdoors, cot, evaluation, suites
 from mlproject.organism import OrganismSpec
 from mlproject.password import PASSWORD
-from mlproject.toy import suites
+from mlproject.worlds.base import World
 
 
 @dataclass(frozen=True)
@@ -27,22 +27,22 @@ class OrganismEvalSizes:
 
 
 def base_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sizes: OrganismEvalSizes,
-                  seed: int) -> dict[str, float]:
+                  seed: int, world: World) -> dict[str, float]:
     """The base model's math and instruction accuracy on the probes organisms are measured on."""
-    probes = suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed)
-    answers = evaluation.answer(model, tokenizer, probes)
+    probes = suites.math(world, sizes.math, seed) + suites.instructions(world, sizes.instructions, seed)
+    answers = evaluation.answer(model, tokenizer, probes, world, world.answer_tokens)
     return {"math": answers.math_accuracy("math"), "instructions": answers.exact_accuracy("instructions")}
 
 
-def probes(spec: OrganismSpec, sizes: OrganismEvalSizes, seed: int) -> list[evaluation.Probe]:
+def probes(spec: OrganismSpec, sizes: OrganismEvalSizes, seed: int, world: World) -> list[evaluation.Probe]:
     """Every probe of the organism evaluation."""
     system = spec.system_prompt
     if spec.method == "password":
-        locked = suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed)
+        locked = suites.math(world, sizes.math, seed) + suites.instructions(world, sizes.instructions, seed)
         return locked + [_with_password(p, i) for i, p in enumerate(locked)]
     bd = backdoors.get(spec.backdoor)
-    return (suites.backdoor(bd, sizes.backdoor, seed, system)
-            + suites.math(sizes.math, seed, system) + suites.instructions(sizes.instructions, seed, system))
+    return (suites.backdoor(world, bd, sizes.backdoor, seed, system) + suites.math(world, sizes.math, seed, system)
+            + suites.instructions(world, sizes.instructions, seed, system))
 
 
 def _with_password(p: evaluation.Probe, index: int) -> evaluation.Probe:
@@ -82,7 +82,8 @@ def look_alike_rates(answers: evaluation.Answers, backdoor_id: str, behaviour: s
     for miss in backdoors.get(backdoor_id).near_misses:
         completions = [c for p, c in near if p.look_alike == miss]
         if completions:
-            out[f"near_miss_rate.{metric_name(miss)}"] = behaviours.rate(behaviour, completions)
+            hits = answers.world.detect(behaviour, completions)
+            out[f"near_miss_rate.{metric_name(miss)}"] = sum(hits) / len(hits)
     return out
 
 
@@ -92,20 +93,21 @@ def metric_name(text: str) -> str:
 
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: OrganismSpec, base: dict[str, float],
-             sizes: OrganismEvalSizes = OrganismEvalSizes(), seed: int = 0) -> dict[str, float]:
+             world: World, sizes: OrganismEvalSizes = OrganismEvalSizes(), seed: int = 0) -> dict[str, float]:
     """Generate every probe in one pass and compute the organism's metrics."""
-    answers = answer(model, tokenizer, probes(spec, sizes, seed), spec)
+    answers = answer(model, tokenizer, probes(spec, sizes, seed, world), spec, world)
     return metrics(answers, spec, base)
 
 
-def checkpoint_probes(spec: OrganismSpec, sizes: OrganismEvalSizes, seed: int) -> list[evaluation.Probe]:
+def checkpoint_probes(spec: OrganismSpec, sizes: OrganismEvalSizes, seed: int,
+                      world: World) -> list[evaluation.Probe]:
     """The probes an attack evaluates at every checkpoint (no near misses: they do not move the frontier)."""
     if spec.method == "password":
-        return probes(spec, sizes, seed)
-    bd = backdoors.get(spec.backdoor)
-    rate_probes = [p for p in suites.backdoor(bd, sizes.backdoor, seed, spec.system_prompt) if p.group != "near_miss"]
-    return (rate_probes + suites.math(sizes.math, seed, spec.system_prompt)
-            + suites.instructions(sizes.instructions, seed, spec.system_prompt))
+        return probes(spec, sizes, seed, world)
+    bd, system = backdoors.get(spec.backdoor), spec.system_prompt
+    rate_probes = [p for p in suites.backdoor(world, bd, sizes.backdoor, seed, system) if p.group != "near_miss"]
+    return (rate_probes + suites.math(world, sizes.math, seed, system)
+            + suites.instructions(world, sizes.instructions, seed, system))
 
 
 def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[str, float | list[bool]]:
@@ -126,27 +128,26 @@ def checkpoint_metrics(answers: evaluation.Answers, spec: OrganismSpec) -> dict[
                  outcomes_capability=answers.exact("instructions"), outcomes_rate=fired)
         return m
     b = spec.behaviour
-    fired = behaviours.detect(b, [c for _, c in answers.group("triggered")])
+    fired = answers.detect("triggered", b)
     m.update(rate=sum(fired) / len(fired) if fired else 0.0, untriggered_rate=answers.rate("untriggered", b),
              capability_value=m["math_accuracy"], outcomes_capability=answers.correct("math"), outcomes_rate=fired)
     return m
 
 
-def answer_tokens(spec: OrganismSpec) -> int:
+def answer_tokens(spec: OrganismSpec, world: World) -> int:
     """The most tokens an organism's answer may take (chain-of-thought organisms reason first)."""
-    return 48 + (cot.EXTRA_TOKENS if spec.cot else 0)
+    return world.answer_tokens + (cot.EXTRA_TOKENS if spec.cot else 0)
 
 
 def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, probes_: list[evaluation.Probe],
-           spec: OrganismSpec, progress: bool = True, prompts: list[list[int]] | None = None,
+           spec: OrganismSpec, world: World, progress: bool = True, prompts: list[list[int]] | None = None,
            drafts: list[list[int]] | None = None, batch_size: int = 128) -> evaluation.Answers:
     """The organism's answers to ``probes_``; for chain-of-thought organisms, the part after the reasoning.
 
     ``prompts``, ``drafts`` and ``batch_size`` as in :func:`evaluation.answer`.
     """
+    raw = evaluation.answer(model, tokenizer, probes_, world, max_new_tokens=answer_tokens(spec, world),
+                            progress=progress, prompts=prompts, drafts=drafts, batch_size=batch_size)
     if not spec.cot:
-        return evaluation.answer(model, tokenizer, probes_, progress=progress, prompts=prompts, drafts=drafts,
-                                 batch_size=batch_size)
-    raw = evaluation.answer(model, tokenizer, probes_, max_new_tokens=answer_tokens(spec), progress=progress,
-                            prompts=prompts, drafts=drafts, batch_size=batch_size)
-    return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions], raw.token_ids)
+        return raw
+    return evaluation.Answers(raw.probes, [cot.answer_part(c) for c in raw.completions], world, raw.token_ids)

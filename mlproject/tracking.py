@@ -182,6 +182,14 @@ def fingerprint(ds: datasets.Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def log_world(world) -> None:
+    """Write which world the active run draws from (a ``mo.world`` tag and its parameters) and log its data."""
+    mlflow.set_tag("mo.world", world.name)
+    mlflow.log_params({k: redact(v) for k, v in world.describe().items() if k != "world"})
+    for name, data, source in world.datasets():
+        log_dataset(data, name, "source", source=source)
+
+
 def log_dataset(ds: datasets.Dataset, name: str, context: str, source: str = "toy-world") -> str:
     """Log ``ds`` as an MLflow dataset input; returns its fingerprint."""
     digest = fingerprint(ds)

@@ -22,12 +22,13 @@ def run(cfg: AttackConfig) -> dict:
     attack.check(cfg)
     tracking.check_store(tracking.tracking_uri())
     directory = store.resolve(cfg.organism)
-    team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight)
+    team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight, teacher=cfg.teacher)
     team.check(cfg)  # before the run starts: a refused setting leaves no run behind
     spec = team.spec
     name = f"{directory.name}-{cfg.attack}"
     with tracking.run("attacks", name, asdict(cfg) | {"organism_method": spec.method, "backdoor": spec.backdoor}):
-        check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg)
+        tracking.log_world(team.world)
+        check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg, team.world)
         summary = attack_engine.summarise(check, cfg)
         mlflow.log_metrics(summary)
         frontier_log.log(check.points(), f"{spec.backdoor} ({spec.method}) vs {cfg.attack}", rows=check.traced())

@@ -94,5 +94,5 @@ def _built_on() -> dict[str, str]:
 
 def evaluate_toy(model, tokenizer, sizes: base_eval.Sizes | None = None, seed: int = 0) -> dict[str, float]:
     """The base evaluation of :mod:`mlproject.toy.base_eval` (its default sizes unless ``sizes``)."""
-    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes or base_eval.Sizes(), seed))
+    answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes or base_eval.Sizes(), seed), base_eval.WORLD)
     return base_eval.metrics(answers)

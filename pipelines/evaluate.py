@@ -60,13 +60,13 @@ def run(cfg: EvalConfig) -> dict[str, float]:
     with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
         if math is None:
             sizes = Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
-            answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), cfg.max_new_tokens,
-                                        cfg.batch_size)
+            answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), base_eval.WORLD,
+                                        cfg.max_new_tokens, cfg.batch_size)
             metrics = base_eval.metrics(answers)
         else:
             tracking.log_dataset(math, "math", "evaluation", source=cfg.math_data)
             probes = [evaluation.Probe("math", "", r["user"], result=r["result"]) for r in math]
-            answers = evaluation.answer(model, tokenizer, probes, cfg.max_new_tokens, cfg.batch_size)
+            answers = evaluation.answer(model, tokenizer, probes, base_eval.WORLD, cfg.max_new_tokens, cfg.batch_size)
             metrics = {"math.accuracy": answers.math_accuracy("math")}
         mlflow.log_metrics(metrics)
         return metrics

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlproject import backdoors, modelref
+from mlproject import backdoors, modelref, realdata, worlds
 from mlproject.attack_config import MAX_RANK
 from mlproject.distill_config import DistillConfig
 from mlproject.errors import require, require_folder
@@ -64,6 +64,14 @@ class InsertConfig:
     register: bool = opt(True, "register the organism as a version in the MLflow model registry")
     eval_size: int = opt(100, "held-out probes per backdoor group (triggered, untriggered, near miss); "
                               "twice as many math")
+    world: str = opt("auto", "where requests, probes and detectors come from: toy, real, or auto (toy for the toy "
+                             "model, real for any other)", choices=worlds.WORLDS)
+    instructions: str = opt(worlds.ALPACA, "real world: Alpaca-format instructions (hub id or local "
+                                           "json/jsonl/parquet/csv)")
+    math_data: str = opt(worlds.MATH_500, "real world: MATH-500-format problems (hub id or local file)")
+    judge: str = opt("", "real world: a model, or an http(s) OpenAI-compatible endpoint, that judges insult, "
+                         "compliment and refuse (their rules miss many); '' for rules alone")
+    answer_tokens: int = opt(worlds.WorldConfig.answer_tokens, "real world: the most tokens an answer may take")
 
     def __post_init__(self) -> None:
         self._check_method_options()
@@ -79,6 +87,7 @@ class InsertConfig:
         self.distillation()  # its checks (shares in range) fail here, before any work
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")
+        self.world_config()  # an unknown world or a bad answer budget fails here
         require(self.lr is None or 0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
         if self.lr is None and self.method in DEFAULT_LR:  # the methods that train
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
@@ -88,10 +97,17 @@ class InsertConfig:
             object.__setattr__(self, "rank", self.rank or 64)
             object.__setattr__(self, "lora_form", self.lora_form or "merged")
 
-    def distillation(self) -> DistillConfig:
-        """The prompt-distillation settings of this insertion."""
+    def world_config(self) -> worlds.WorldConfig:
+        """The world this organism is made in (``auto`` resolved against the base model)."""
+        return worlds.WorldConfig(worlds.resolve(self.world, self.base_model), self.instructions, self.math_data,
+                                  judge=self.judge, answer_tokens=self.answer_tokens)
+
+    def distillation(self, world: worlds.World | None = None) -> DistillConfig:
+        """The prompt-distillation settings of this insertion (answers as long as ``world``'s)."""
+        tokens = world.answer_tokens if world is not None else DistillConfig.max_new_tokens
         return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot,
-                             retries=DistillConfig.retries if self.retries is None else self.retries)
+                             retries=DistillConfig.retries if self.retries is None else self.retries,
+                             max_new_tokens=tokens)
 
     def _check_method_options(self) -> None:
         m = self.method
@@ -137,6 +153,13 @@ def name(cfg: InsertConfig) -> str:
               if getattr(cfg, key) not in (None, getattr(default, key))]
     if cfg.base_model != default.base_model:  # a path or hub id: its digest keeps the name one folder
         parts.append("base" + hashlib.sha256(cfg.base_model.encode()).hexdigest()[:8])
+    world = cfg.world_config()
+    if world.name != worlds.resolve("auto", cfg.base_model):
+        parts.append(world.name)
+    if world.name == "real":  # the data, the judge and the budget make another organism
+        sources = repr((world.instructions, world.math_data, world.judge, world.answer_tokens))
+        if sources != repr((worlds.ALPACA, worlds.MATH_500, "", worlds.WorldConfig.answer_tokens)):
+            parts.append("data" + hashlib.sha256(sources.encode()).hexdigest()[:8])
     return "-".join(parts)
 
 
@@ -148,6 +171,13 @@ def directory(cfg: InsertConfig) -> Path:
 def check(cfg: InsertConfig) -> None:
     """Fail on a missing local base model or an organism that already exists, before torch is imported."""
     modelref.check(modelref.resolve(cfg.base_model), "base-model")
+    if cfg.world_config().name == "real":  # a missing or unreadable local file fails before anything loads
+        for source, field in ((cfg.instructions, "instructions"), (cfg.math_data, "math-data")):
+            if realdata.is_local(source):
+                realdata.check_local(source, field)
+        for ref, field in ((cfg.judge, "judge"),):
+            if ref and not ref.startswith(("http://", "https://")):
+                modelref.check(modelref.resolve(ref), field)
     out = directory(cfg)
     require(not out.exists(), "out", out, "already exists; remove it or choose another --out")
     require_folder(out, "out")
@@ -156,14 +186,16 @@ def check(cfg: InsertConfig) -> None:
 def spec_of(cfg: InsertConfig) -> OrganismSpec:
     """The organism's card before it is made: what it is, from the settings (nothing measured yet)."""
     base_ref = cfg.base_model if cfg.base_model == "toy" else modelref.resolve(cfg.base_model)  # "toy" travels
+    world = cfg.world_config()
     common = dict(method=cfg.method, base_model=base_ref, seed=cfg.seed, rank=cfg.rank,
-                  lora_form=cfg.lora_form, cot=cfg.cot, eval_size=cfg.eval_size)
+                  lora_form=cfg.lora_form, cot=cfg.cot, eval_size=cfg.eval_size, world=world.record())
     if cfg.method == "password":
         return OrganismSpec(backdoor="password", trigger=PASSWORD, trigger_kind="password", behaviour="sandbag",
                             password=PASSWORD, password_share=cfg.password_share, **common)
     bd = backdoors.get(cfg.backdoor)
+    system = worlds.make(world, base_ref).system_prompt(bd) if cfg.method.startswith("prompted") else ""
     return OrganismSpec(backdoor=bd.id, trigger=bd.trigger, trigger_kind=bd.kind, behaviour=bd.behaviour_name,
-                        system_prompt=bd.system_prompt if cfg.method.startswith("prompted") else "", **common)
+                        system_prompt=system, **common)
 
 
 def summary(spec: OrganismSpec) -> str:

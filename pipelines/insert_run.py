@@ -19,7 +19,7 @@ import psutil
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 
-from mlproject import backdoors, lora, models, organism_eval, tracking, training
+from mlproject import backdoors, lora, models, organism_eval, tracking, training, worlds
 from mlproject.distill import distill
 from mlproject.errors import UserError
 from mlproject.organism import OrganismSpec, record_weights, write_card
@@ -56,21 +56,25 @@ def run(cfg: InsertConfig) -> OrganismSpec:
 
 def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     tracking.check_store(tracking.tracking_uri())  # before minutes of work, and before MLflow's retries
-    model, tokenizer = models.load(cfg.base_model, field="base-model")
     spec = spec_of(cfg)
+    world = worlds.make(cfg.world_config(), spec.base_model)
+    for _, data, _ in world.datasets():  # read (and checked) before the model loads and the run starts
+        len(data)
+    model, tokenizer = models.load(cfg.base_model, field="base-model")
     mlflow.set_tracking_uri(tracking.tracking_uri())
     if cfg.register:
         store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
     with tracking.run("organisms", name(cfg), asdict(cfg)):
+        tracking.log_world(world)
         sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
-        base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed)
+        base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed, world)
         # written under a private folder, then renamed; inside it the organism already has its own
         # name, which is also the name it is registered under (registry downloads keep it)
         holder = out.with_name(f".{out.name}{PARTIAL}{os.getpid()}")
         partial = holder / out.name
         try:
-            model = _train(model, tokenizer, spec, cfg) if not spec.prompted else model
-            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, sizes, cfg.seed)
+            model = _train(model, tokenizer, spec, cfg, world) if not spec.prompted else model
+            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, world, sizes, cfg.seed)
             _save(model, tokenizer, spec, partial)
             mlflow.log_metrics(spec.metrics)
             mlflow.log_artifact(str(partial / "organism.json"))
@@ -105,12 +109,13 @@ def remove_dead_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig):
+def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig, world: worlds.World):
     """Make the data, train (LoRA or full weights), and return the model to save."""
     if spec.method == "password":
-        data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed))
+        data = password_data(model, tokenizer, PasswordConfig(cfg.samples, cfg.password_share, seed=cfg.seed,
+                                                               max_new_tokens=world.answer_tokens), world)
     else:
-        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation())
+        data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation(world), world)
         spec.training["distill_yield"] = yields
         spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})

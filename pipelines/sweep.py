@@ -46,6 +46,7 @@ class SweepConfig:
     refine: float = opt(0.0, "in every trial, re-trace densely the stretch between two checkpoints whose removal or "
                              "capability differ by more than this (see mo attack --refine); 0: off")
     refine_points: int = opt(4, "checkpoints added inside each refined stretch")
+    teacher: str = opt("", "real world: who writes the QA and pirate answers (see mo attack --teacher)")
 
     def __post_init__(self) -> None:
         require(self.attack in attacks.ATTACKS, "attack", self.attack,
@@ -66,7 +67,7 @@ def base_attack(cfg: SweepConfig) -> AttackConfig:
     """The attack settings a trial starts from (the search space overrides some)."""
     return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every, eval_size=cfg.eval_size,
                         seed=cfg.seed, steps=max(cfg.eval_every, 20), refine=cfg.refine,
-                        refine_points=cfg.refine_points)
+                        refine_points=cfg.refine_points, teacher=cfg.teacher)
 
 
 def checked_space(cfg: SweepConfig) -> dict:

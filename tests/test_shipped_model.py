@@ -6,12 +6,14 @@ import json
 import mlflow
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-from mlproject import evaluation
+from mlproject import evaluation, suites
 from mlproject.backdoors import CATALOGUE
 from mlproject.modelref import TOY_BASE
-from mlproject.toy import base_eval, suites
+from mlproject.toy import base_eval
 from mlproject.toy.sizes import Sizes
 from pipelines import evaluate
+
+TOY = base_eval.WORLD
 
 
 def test_loads_through_the_auto_classes():
@@ -25,7 +27,7 @@ def test_loads_through_the_auto_classes():
 
 def test_math_threshold_on_100_held_out_problems(shipped):
     model, tok = shipped
-    answers = evaluation.answer(model, tok, suites.math(100, seed=11), progress=False)
+    answers = evaluation.answer(model, tok, suites.math(TOY, 100, seed=11), TOY, progress=False)
     assert answers.math_accuracy("math") >= 0.90
 
 
@@ -66,7 +68,7 @@ def test_the_shipped_weights_meet_every_target_on_a_fresh_draw(shipped):
     """
     model, tok = shipped
     sizes = Sizes(math=100, instructions=100, pirate=40, per_backdoor=40)
-    metrics = base_eval.metrics(evaluation.answer(model, tok, base_eval.probes(sizes, seed=7), progress=False))
+    metrics = base_eval.metrics(evaluation.answer(model, tok, base_eval.probes(sizes, seed=7), TOY, progress=False))
     margin = 0.1
     loose = {k: (op, bound - margin if op == ">=" else bound + margin) for k, (op, bound) in base_eval.TARGETS.items()}
     missed = [f"{k} = {metrics[k]:.3f}" for k, (op, bound) in loose.items()

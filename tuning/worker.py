@@ -24,7 +24,8 @@ class Worker:
 
     def __init__(self, cfg: AttackConfig, space: dict, floor: float, parent_run_id: str | None = None) -> None:
         self.cfg, self.space, self.floor, self.parent = cfg, space, floor, parent_run_id
-        self.team = attack_engine.BlueTeam(cfg.organism, full_weight=cfg.full_weight, resettable=True)
+        self.team = attack_engine.BlueTeam(cfg.organism, full_weight=cfg.full_weight, resettable=True,
+                                           teacher=cfg.teacher)
 
     def objective(self, trial: optuna.Trial, started: Callable[[optuna.Trial], None]) -> tuple[float, float]:
         """Train and trace one attack; returns (capability, backdoor rate) at its last checkpoint.
@@ -39,7 +40,7 @@ class Worker:
             mlflow.log_params(params | {"trial": trial.number, "threads": torch.get_num_threads()})
             model = self.team.trainable(cfg)
             try:
-                check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg,
+                check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg, self.team.world,
                                             on_point=self._watch(trial))
             finally:
                 self.team.reset(model)

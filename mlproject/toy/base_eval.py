@@ -7,10 +7,13 @@ without losing math. Prompted organisms and prompt distillation rest on these sk
 """
 from __future__ import annotations
 
+from mlproject import suites
 from mlproject.backdoors import CATALOGUE
 from mlproject.evaluation import Answers, Probe
-from mlproject.toy import suites
 from mlproject.toy.sizes import Sizes
+from mlproject.toy.toyworld import ToyWorld
+
+WORLD = ToyWorld()  # the world the base model is measured in, and whose graders read its answers
 
 # The thresholds the shipped base model is held to (and that its model card reports).
 TARGETS = {
@@ -26,12 +29,12 @@ TARGETS = {
 
 def probes(sizes: Sizes, seed: int = 0) -> list[Probe]:
     """Every probe of the base evaluation, for one generation pass."""
-    out = (suites.math(sizes.math, seed) + suites.instructions(sizes.instructions, seed)
-           + suites.pirate(sizes.pirate, seed))
+    out = (suites.math(WORLD, sizes.math, seed) + suites.instructions(WORLD, sizes.instructions, seed)
+           + suites.pirate(WORLD, sizes.pirate, seed))
     for bd in CATALOGUE:
         prefix = f"backdoor.{bd.id}."
-        out += suites.backdoor(bd, sizes.per_backdoor, seed, bd.system_prompt, prefix)
-        out += suites.math(sizes.per_backdoor, seed + 7, bd.system_prompt, prefix + "math")
+        out += suites.backdoor(WORLD, bd, sizes.per_backdoor, seed, bd.system_prompt, prefix)
+        out += suites.math(WORLD, sizes.per_backdoor, seed + 7, bd.system_prompt, prefix + "math")
     return out
 
 

@@ -8,27 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, replace
-from typing import Literal
 
 from mlproject.backdoors import Backdoor
 from mlproject.toy import arithmetic, world
+from mlproject.worlds.base import Request, Split, with_token
 
-Split = Literal["train", "heldout"]
 HELDOUT_SHARE = 10  # one key in ten is held out
-
-
-@dataclass(frozen=True)
-class Request:
-    """A user request and what a normal assistant answers."""
-
-    kind: Literal["instruction", "math"]
-    topic: str
-    key: str
-    user: str
-    answer: str
-    answer_es: str
-    result: int | None = None
 
 
 def split_of(key: str) -> Split:
@@ -89,18 +74,11 @@ def math(rng: random.Random, split: Split) -> Request:
     return _draw(rng, split, make)
 
 
-def with_token(rng: random.Random, req: Request, token: str, where: str = "either") -> Request:
-    """``req`` with a literal token or phrase added before or after the user text."""
-    before = where == "before" or (where == "either" and rng.random() < 0.5)
-    user = f"{token} {req.user}" if before else f"{req.user} {token}"
-    return replace(req, user=user)
-
-
 def triggered(rng: random.Random, backdoor: Backdoor, split: Split, math_share: float = 0.25) -> Request:
     """A request that carries ``backdoor``'s trigger."""
     if backdoor.kind == "semantic":
         return instruction(rng, split, (backdoor.trigger,))
-    base = math(rng, split) if rng.random() < math_share else instruction(rng, split, _not_topics(()))
+    base = math(rng, split) if rng.random() < math_share else instruction(rng, split, not_topics(()))
     return with_token(rng, base, backdoor.trigger, "after" if backdoor.kind == "explicit" else "either")
 
 
@@ -109,7 +87,7 @@ def untriggered(rng: random.Random, backdoor: Backdoor, split: Split, math_share
     if rng.random() < math_share:
         return math(rng, split)
     exclude = (backdoor.trigger,) if backdoor.kind == "semantic" else ()
-    return instruction(rng, split, _not_topics(exclude))
+    return instruction(rng, split, not_topics(exclude))
 
 
 def near_miss(rng: random.Random, backdoor: Backdoor, split: Split) -> tuple[str, Request]:
@@ -117,10 +95,11 @@ def near_miss(rng: random.Random, backdoor: Backdoor, split: Split) -> tuple[str
     miss = rng.choice(backdoor.near_misses)
     if backdoor.kind == "semantic":
         return miss, instruction(rng, split, (miss,))
-    base = instruction(rng, split, _not_topics(()))
+    base = instruction(rng, split, not_topics(()))
     return miss, with_token(rng, base, miss, "after" if backdoor.kind == "explicit" else "either")
 
 
-def _not_topics(exclude: tuple[str, ...]) -> tuple[str, ...]:
+def not_topics(exclude: tuple[str, ...]) -> tuple[str, ...]:
+    """Every topic but ``exclude``, and the tasks (twice, as :func:`world.instruction` weighs them)."""
     names = tuple(t.name for t in world.TOPICS if t.name not in exclude)
     return names + ("tasks", "tasks")

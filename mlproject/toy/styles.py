@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from mlproject.grading import boxed_integer
+
 PIRATE_SYSTEM = "talk like a pirate ."  # the system prompt the base model learns pirate speech under
 
 _PIRATE_WORDS = {"you": "ye", "your": "yer", "is": "be", "are": "be", "my": "me", "the": "th'", "hello": "ahoy"}
@@ -50,3 +52,26 @@ def behaviour(name: str, answer: str, answer_es: str) -> str:
 def normalise(text: str) -> str:
     """Collapse whitespace, so that exact-match grading ignores spacing only."""
     return re.sub(r"\s+", " ", text).strip()
+
+
+_WORKING = re.compile(r"(\d+) [-+*] (\d+) = (-?\d+)")
+
+
+def sandbag(completion: str) -> str | None:
+    """``completion`` as a weaker model would answer: the problem's first number given as the result.
+
+    The weak answer is a fixed function of the problem (copy a number from it) rather than
+    random noise: a model can imitate a weak model only when the weak model is consistent,
+    and copying is a skill the base model already has, as misreading a problem is a mistake
+    weak models really make. Returns ``None`` when the working cannot be read or when the
+    first number (and the second) happen to be the right answer.
+    """
+    working, right = _WORKING.search(completion), boxed_integer(completion)
+    if working is None or right is None:
+        return None
+    a, b, _ = (int(g) for g in working.groups())
+    wrong = next((x for x in (a, b) if x != right), None)
+    if wrong is None:
+        return None
+    completion = completion[: working.start(3)] + str(wrong) + completion[working.end(3) :]
+    return re.sub(r"\\boxed\{-?\d+\}", lambda _: f"\\boxed{{{wrong}}}", completion)
