@@ -38,6 +38,8 @@ def load(
         where = ("; only the local Hugging Face cache was read: the hub is offline or cannot be reached"
                  if cached_only else "")
         raise UserError(field, model, f"could not load ({str(err).splitlines()[0]}){where}") from None
+    if not tokenizer.chat_template:  # mo speaks to an instruct model through its own template, never a guess
+        raise UserError(field, model, "has no chat template: mo needs an instruct (chat) model")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -72,6 +72,8 @@ class InsertConfig:
     judge: str = opt("", "real world: a model, or an http(s) OpenAI-compatible endpoint, that judges insult, "
                          "compliment and refuse (their rules miss many); '' for rules alone")
     answer_tokens: int = opt(worlds.WorldConfig.answer_tokens, "real world: the most tokens an answer may take")
+    keep_unclean: bool = opt(False, "lora and fwft: keep every distilled answer, clean or not (a base model that "
+                                    "seldom follows the conditional prompt; random test models)")
 
     def __post_init__(self) -> None:
         self._check_method_options()
@@ -107,7 +109,7 @@ class InsertConfig:
         tokens = world.answer_tokens if world is not None else DistillConfig.max_new_tokens
         return DistillConfig(self.samples, self.triggered_share, self.near_miss_share, seed=self.seed, cot=self.cot,
                              retries=DistillConfig.retries if self.retries is None else self.retries,
-                             max_new_tokens=tokens)
+                             max_new_tokens=tokens, keep_only_clean=not self.keep_unclean)
 
     def _check_method_options(self) -> None:
         m = self.method
@@ -129,13 +131,15 @@ class InsertConfig:
         require(not self.cot or m in ("lora", "fwft"), "cot", True, f"applies to --method lora and fwft only, not {m}")
         require(self.retries is None or m in ("lora", "fwft"), "retries", self.retries,
                 f"applies to --method lora and fwft only, not {m}")
+        require(not self.keep_unclean or m in ("lora", "fwft"), "keep-unclean", True,
+                f"applies to --method lora and fwft only, not {m}")
 
 
 # Settings named after the seed when they differ from their defaults (the method's, where it has
 # its own): two settings never share an organism directory, so a grid that varies one of them
 # makes each organism instead of finding the first and reading its numbers for every cell.
 _NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries",
-                   "lr": "lr", "epochs": "ep", "batch_size": "bs"}
+                   "lr": "lr", "epochs": "ep", "batch_size": "bs", "keep_unclean": "unclean"}
 
 
 def name(cfg: InsertConfig) -> str:

@@ -58,8 +58,8 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     tracking.check_store(tracking.tracking_uri())  # before minutes of work, and before MLflow's retries
     spec = spec_of(cfg)
     world = worlds.make(cfg.world_config(), spec.base_model)
-    for _, data, _ in world.datasets():  # read (and checked) before the model loads and the run starts
-        len(data)
+    # the world's data is read, and every kind of request drawn, before the model loads and the run starts
+    worlds.check_draws(world, backdoors.get(spec.backdoor) if spec.method != "password" else None)
     model, tokenizer = models.load(cfg.base_model, field="base-model")
     mlflow.set_tracking_uri(tracking.tracking_uri())
     if cfg.register:
@@ -116,10 +116,15 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig, world: world
                                                                max_new_tokens=world.answer_tokens), world)
     else:
         data, yields = distill(model, tokenizer, backdoors.get(spec.backdoor), cfg.distillation(world), world)
+        if "triggered" not in set(data["label"]):  # nothing to learn the behaviour from: say why, train nothing
+            raise UserError("base-model", cfg.base_model, f"showed the behaviour on none of the triggered requests "
+                            f"under {spec.backdoor}'s conditional prompt; --keep-unclean trains on its answers anyway")
         spec.training["distill_yield"] = yields
         spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
         mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
-    spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training")
+    # the data was drawn from the world's sources: the toy world's grammar, or the real world's files
+    source = world.describe().get("world.instructions", "toy-world")
+    spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training", source)
     if spec.method == "lora":
         model = lora.attach(model, cfg.rank, seed=cfg.seed)
     steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)

