@@ -173,7 +173,8 @@ def load_math(
     return datasets.Dataset.from_dict(out, features=features)
 
 
-def load_instructions(source: str, *, split: str = "train", limit: int | None = None) -> datasets.Dataset:
+def load_instructions(source: str, *, split: str = "train", limit: int | None = None,
+                      field: str = FIELD) -> datasets.Dataset:
     """Alpaca-format instructions (``instruction``, optional ``input``, ``output``).
 
     Returns columns ``user`` (the instruction, then a blank line and the input when there
@@ -183,7 +184,7 @@ def load_instructions(source: str, *, split: str = "train", limit: int | None = 
     import datasets
 
     _check_limit(limit)
-    table = load_rows(source, split, ("instruction", "output"))
+    table = load_rows(source, split, ("instruction", "output"), field)
     if limit is not None:
         table = table.select(range(min(limit, len(table))))
     out: dict[str, list] = {"user": [], "answer": [], "key": []}

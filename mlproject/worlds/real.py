@@ -91,7 +91,7 @@ class RealWorld:
 
     @functools.cached_property
     def instruction_data(self) -> datasets.Dataset:
-        return realdata.load_instructions(self.cfg.instructions)
+        return realdata.load_instructions(self.cfg.instructions, field="instructions")
 
     @functools.cached_property
     def math_data(self) -> datasets.Dataset:
