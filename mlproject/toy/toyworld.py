@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from mlproject import behaviours
+from mlproject import backdoors, behaviours
 from mlproject.backdoors import Backdoor
-from mlproject.toy import curriculum, styles
 from mlproject.toy import requests as rq
+from mlproject.toy import styles
 from mlproject.worlds.base import Request, Split
 
 
@@ -48,10 +48,7 @@ class ToyWorld:
         return rq.near_miss(rng, bd, split)
 
     def training_look_alikes(self, bd: Backdoor) -> tuple[str, ...]:
-        """The base curriculum's pool of look-alikes, minus the trigger and the evaluated ones."""
-        if bd.kind == "semantic":
-            return ()
-        return tuple(t for t in curriculum.trigger_pools()[bd.kind] if t != bd.trigger and t not in bd.near_misses)
+        return backdoors.training_look_alikes(bd)
 
     def carries_trigger(self, bd: Backdoor, req: Request) -> bool:
         return req.topic == bd.trigger if bd.kind == "semantic" else bd.trigger in req.user
