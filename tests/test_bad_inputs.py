@@ -111,7 +111,7 @@ def test_math_data_that_is_not_utf8(workdir, capsys):
     ({"lora_form": "sideways"}, "lora_form 'sideways'"),
     ({"seed": -1}, "seed -1 is not a whole number"),
     ({"weights_sha256": {"../../x.safetensors": "00"}}, "names files outside the organism's folder"),
-    ({"metrics": [1, 2]}, "metrics, training and weights_sha256 must be mappings"),
+    ({"metrics": [1, 2]}, "metrics, training, weights_sha256 and world must be mappings"),
 ])
 def test_a_card_no_organism_could_hold(workdir, capsys, organism, changes, reason):
     _card_with(organism, **changes)
