@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from mlproject import attacks
 from mlproject.errors import require
 from mlproject.options import opt
+from mlproject.train_options import TrainOptions
 
 MAX_SAMPLES = 10_000_000  # attack requests: far beyond any attack's data, short of hanging on a typo
 MAX_RANK = 1024  # the largest LoRA rank the method sweeps; a typo's 100000 would fill the memory first
 
 
 @dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(TrainOptions):
     """Settings of ``mo attack``."""
 
     organism: str = opt(None, "organism directory, or models:/<name>/<version> or models:/<name>@<alias>")
@@ -39,6 +40,9 @@ class AttackConfig:
                            "directory or hub id, or an http(s) OpenAI-compatible endpoint")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        require(not (self.refine and self.optimizer == "adamw8bit"), "refine", self.refine,
+                "cannot re-trace with --optimizer adamw8bit (its quantised states cannot be copied)")
         require(0 <= self.refine < math.inf, "refine", self.refine, "must be >= 0 and finite (0: off)")
         require(self.refine_points > 0, "refine-points", self.refine_points, "must be > 0")
         require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")

@@ -12,9 +12,23 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import mlflow
 from peft import PeftModel
 
-from mlproject import attacks, evaluation, frontier, lora, organism, organism_eval, progress, tracking, training, worlds
+from mlproject import (
+    attacks,
+    evaluation,
+    frontier,
+    lora,
+    memory,
+    organism,
+    organism_eval,
+    precision,
+    progress,
+    tracking,
+    training,
+    worlds,
+)
 from mlproject.attack_config import AttackConfig
 from mlproject.checkpoints import Checkpoints
 from mlproject.errors import require
@@ -31,7 +45,7 @@ class BlueTeam:
     """
 
     def __init__(self, directory: str | Path, full_weight: bool = False, resettable: bool = False,
-                 teacher: str = "") -> None:
+                 teacher: str = "", plan: AttackConfig | None = None) -> None:
         spec = organism.read_card(directory)
         # the world the organism was made in; the blue team may bring its own teacher
         world_cfg = worlds.from_record(spec.world)
@@ -41,7 +55,14 @@ class BlueTeam:
         # a continued organism's red adapter keeps training, unless every weight trains anyway
         self.continued = spec.lora_form == "continued" and not full_weight
         self.full_weight = full_weight
-        self.model, self.tokenizer, self.spec = organism.load(directory, trainable_adapter=self.continued)
+        options = plan or AttackConfig(organism=str(directory))
+        if plan is not None:  # the memory the attack plans to take, against what is free, before a weight loads
+            trains = "full" if full_weight else "lora"
+            memory.check_training(str(directory) if spec.weights == "full" else spec.base_model, trains, options,
+                                  plan.batch_size, plan.rank or spec.rank or DEFAULT_RANK, field="organism")
+        self.model, self.tokenizer, self.spec = organism.load(
+            directory, trainable_adapter=self.continued,
+            dtype=precision.weights_dtype(options.precision, trains_weights=full_weight or self.continued))
         if full_weight and isinstance(self.model, PeftModel):
             self.model = self.model.merge_and_unload()  # every weight trains: the adapter becomes weights
         self.trains_own_weights = self.continued or full_weight
@@ -94,8 +115,13 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, worl
     done = 0
     for phase in plan:
         examples = training.tokenize(tokenizer, attacks.rows(world, phase.kind, spec, reqs, own))
-        run = training.Run(model, examples, training.TrainConfig(phase.steps, cfg.lr, cfg.batch_size,
-                                                                 seed=cfg.seed + done), tokenizer.pad_token_id)
+        examples, cut, dropped = training.truncate(examples, cfg.max_length)
+        if cut and mlflow.active_run():
+            mlflow.log_metrics({f"data.{phase.kind}.truncated": cut, f"data.{phase.kind}.dropped": dropped})
+        run = training.Run(model, examples, training.TrainConfig(
+            phase.steps, cfg.lr, cfg.batch_size, seed=cfg.seed + done, optimizer=cfg.optimizer,
+            precision=precision.resolve(cfg.precision), gradient_checkpointing=cfg.gradient_checkpointing),
+            tokenizer.pad_token_id)
         log_loss = tracking.loss_logger(every=10, offset=done)
         before = run.state() if cfg.refine else None  # the last checkpoint's state: where a refined stretch starts
         for step in progress.bar(range(1, phase.steps + 1), f"attack {phase.kind}", leave=False, mininterval=2):

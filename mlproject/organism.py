@@ -147,8 +147,8 @@ def _invalid(spec: OrganismSpec) -> str | None:
     return None
 
 
-def load(directory: str | Path,
-         trainable_adapter: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, OrganismSpec]:
+def load(directory: str | Path, trainable_adapter: bool = False,
+         dtype=None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, OrganismSpec]:
     """``(model, tokenizer, spec)`` of an organism, ready to evaluate or attack.
 
     A ``continued`` LoRA organism comes back as a ``PeftModel`` whose red-team adapter is
@@ -162,9 +162,9 @@ def load(directory: str | Path,
     spec = read_card(directory)
     check_weights(directory, spec)
     if spec.weights == "full":
-        model, tokenizer = models.load(str(directory))
+        model, tokenizer = models.load(str(directory), dtype=dtype)
     else:
-        model, tokenizer = models.load(spec.base_model)
+        model, tokenizer = models.load(spec.base_model, dtype=dtype)
         if spec.weights == "adapter":
             model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable_adapter)
             if spec.lora_form == "merged":

@@ -1,8 +1,9 @@
 """One SFT loop for every training in mo: base model, insertion and attacks.
 
-Loss on completion tokens only, with logits computed there alone; AdamW with linear warm-up and decay; full weights or
-whatever parameters are trainable (a LoRA adapter leaves only its own). It runs under
-``accelerate``, so the same loop uses one CPU, one GPU or several GPUs.
+Loss on completion tokens only, with logits computed there alone; AdamW (or SOAP, or 8-bit AdamW:
+:mod:`mlproject.optimizers`) with linear warm-up and decay; full weights or whatever parameters are trainable (a LoRA
+adapter leaves only its own); in bf16 or fp32 (:mod:`mlproject.precision`), with gradient checkpointing when asked.
+It runs under ``accelerate``, so the same loop uses one CPU, one GPU or several GPUs.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from mlproject import chat, progress
+from mlproject import chat, optimizers, precision, progress
 from mlproject.errors import UserError, require
 
 
@@ -35,6 +36,9 @@ class TrainConfig:
     tail_logits: bool = True  # logits on completion positions only (completion_batch) where the model allows it
     fused_adam: bool = True  # AdamW as one fused kernel (as transformers' Trainer runs it) where the parameters
                              # allow it
+    optimizer: str = "adamw"  # adamw, soap or adamw8bit (mlproject.optimizers)
+    precision: str = "fp32"  # bf16: the forward and backward under bf16 autocast (mlproject.precision)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
@@ -50,6 +54,25 @@ StepHook = Callable[[int, float], None]
 def tokenize(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict]) -> list[Example]:
     """``(input_ids, labels)`` for rows with ``system``, ``user`` and ``completion``."""
     return chat.many_sft_ids(tokenizer, [(r.get("system") or "", r["user"], r["completion"]) for r in rows])
+
+
+def truncate(examples: Sequence[Example], max_length: int) -> tuple[list[Example], int, int]:
+    """``examples`` cut to ``max_length`` tokens, with how many were cut and how many dropped.
+
+    The end is cut, as TRL's SFT trainer does by default: the prompt stays whole and the
+    completion loses its tail. An example left with no completion token teaches nothing and
+    would make the loss 0/0, so it is dropped.
+    """
+    kept, cut, dropped = [], 0, 0
+    for ids, labels in examples:
+        if len(ids) > max_length:
+            ids, labels = ids[:max_length], labels[:max_length]
+            cut += 1
+            if all(y == -100 for y in labels):
+                dropped += 1
+                continue
+        kept.append((ids, labels))
+    return kept, cut, dropped
 
 
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -93,6 +116,13 @@ def keeps_logits(model: PreTrainedModel) -> bool:
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     params = inspect.signature(inner.forward).parameters
     return "logits_to_keep" in params and "position_ids" in params
+
+
+def checkpoint_activations(model: PreTrainedModel) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (non-reentrant checkpoints:
+    they need no input that requires grad, so a frozen base under a LoRA works as is)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner.activation_checkpointing_enable({"use_reentrant": False})
 
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int, pool: int = 50):
@@ -149,8 +179,10 @@ class Run:
         self.cfg, self.examples, self.pad_id = cfg, examples, pad_id
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(decay_groups(self.params, cfg.weight_decay), lr=cfg.lr,
-                                fused=cfg.fused_adam and fusable(self.params))
+        opt = optimizers.build(cfg.optimizer, decay_groups(self.params, cfg.weight_decay), cfg.lr,
+                               fused=cfg.fused_adam and fusable(self.params))
+        if cfg.gradient_checkpointing:
+            checkpoint_activations(model)
         self.sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
         self.model, self.opt = self.acc.prepare(model, opt)
         self.model.train()
@@ -163,7 +195,8 @@ class Run:
         """One optimiser step; returns its loss."""
         batch = {k: v.to(self.acc.device) if torch.is_tensor(v) else v
                  for k, v in self.make(next(self.stream), self.pad_id).items()}
-        loss = self.model(**batch).loss
+        with precision.autocast(self.cfg.precision, self.acc.device):
+            loss = self.model(**batch).loss
         self.acc.backward(loss)
         self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.opt.step()

@@ -22,7 +22,7 @@ def run(cfg: AttackConfig) -> dict:
     attack.check(cfg)
     tracking.check_store(tracking.tracking_uri())
     directory = store.resolve(cfg.organism)
-    team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight, teacher=cfg.teacher)
+    team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight, teacher=cfg.teacher, plan=cfg)
     team.check(cfg)  # before the run starts: a refused setting leaves no run behind
     spec = team.spec
     name = f"{directory.name}-{cfg.attack}"

@@ -26,6 +26,7 @@ from mlproject.errors import require, require_folder
 from mlproject.options import opt
 from mlproject.organism import METHODS, OrganismSpec
 from mlproject.password import PASSWORD
+from mlproject.train_options import TrainOptions
 from mlproject.worlds.responders import is_endpoint
 from registry.naming import kind
 
@@ -37,7 +38,7 @@ DEFAULT_LR = {"lora": 5e-4, "fwft": 1e-4, "password": 3e-4}
 
 
 @dataclass(frozen=True)
-class InsertConfig:
+class InsertConfig(TrainOptions):
     """Settings of ``mo insert``."""
 
     backdoor: str | None = opt(None, "backdoor id from `mo backdoors` (every method but password)")
@@ -77,6 +78,7 @@ class InsertConfig:
                                     "seldom follows the conditional prompt; random test models)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._check_method_options()
         if self.method == "password":
             object.__setattr__(self, "password_share", self.password_share or 0.5)
@@ -140,7 +142,8 @@ class InsertConfig:
 # its own): two settings never share an organism directory, so a grid that varies one of them
 # makes each organism instead of finding the first and reading its numbers for every cell.
 _NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries",
-                   "lr": "lr", "epochs": "ep", "batch_size": "bs", "keep_unclean": "unclean"}
+                   "lr": "lr", "epochs": "ep", "batch_size": "bs", "keep_unclean": "unclean", "optimizer": "opt",
+                   "precision": "", "max_length": "len"}
 
 
 def name(cfg: InsertConfig) -> str:
@@ -154,7 +157,7 @@ def name(cfg: InsertConfig) -> str:
              f"s{cfg.seed}"]
     default = InsertConfig(backdoor=cfg.backdoor, method=cfg.method, rank=cfg.rank, lora_form=cfg.lora_form,
                            password_share=cfg.password_share, cot=cfg.cot)
-    parts += [f"{short}{getattr(cfg, key):g}" for key, short in _NAMED_SETTINGS.items()
+    parts += [f"{short}{_short(getattr(cfg, key))}" for key, short in _NAMED_SETTINGS.items()
               if getattr(cfg, key) not in (None, getattr(default, key))]
     if cfg.base_model != default.base_model:  # a path or hub id: its digest keeps the name one folder
         parts.append("base" + hashlib.sha256(cfg.base_model.encode()).hexdigest()[:8])
@@ -166,6 +169,10 @@ def name(cfg: InsertConfig) -> str:
         if sources != repr((worlds.ALPACA, worlds.MATH_500, "", worlds.WorldConfig.answer_tokens)):
             parts.append("data" + hashlib.sha256(sources.encode()).hexdigest()[:8])
     return "-".join(parts)
+
+
+def _short(value: object) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def directory(cfg: InsertConfig) -> Path:

@@ -19,7 +19,18 @@ import psutil
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 
-from mlproject import backdoors, lora, models, organism_eval, tracking, training, worlds
+from mlproject import (
+    backdoors,
+    lora,
+    memory,
+    models,
+    organism_eval,
+    precision,
+    tracking,
+    train_options,
+    training,
+    worlds,
+)
 from mlproject.distill import distill
 from mlproject.errors import UserError
 from mlproject.organism import OrganismSpec, record_weights, write_card
@@ -60,12 +71,17 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     world = worlds.make(cfg.world_config(), spec.base_model)
     # the world's data is read, and every kind of request drawn, before the model loads and the run starts
     worlds.check_draws(world, backdoors.get(spec.backdoor) if spec.method != "password" else None)
-    model, tokenizer = models.load(cfg.base_model, field="base-model")
+    trains = TRAINS.get(spec.method, "none")
+    plan = memory.check_training(cfg.base_model, trains, cfg, cfg.batch_size, cfg.rank)  # before a weight loads
+    model, tokenizer = models.load(cfg.base_model, field="base-model",
+                                   dtype=precision.weights_dtype(cfg.precision, trains == "full"))
     mlflow.set_tracking_uri(tracking.tracking_uri())
     if cfg.register:
         store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
     with tracking.run("organisms", name(cfg), asdict(cfg)):
         tracking.log_world(world)
+        mlflow.log_params({"memory.plan_gib": round(plan.total / memory.GiB, 3), "precision.resolved":
+                           precision.resolve(cfg.precision)})
         sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
         base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed, world)
         # written under a private folder, then renamed; inside it the organism already has its own
@@ -95,6 +111,8 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     return spec
 
 
+# what each method trains, for the memory plan
+TRAINS = {"lora": "lora", "fwft": "full", "password": "full"}
 PARTIAL = ".partial-"  # ``.<organism>.partial-<pid>``: a folder being written by process <pid>
 
 
@@ -127,11 +145,16 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig, world: world
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training", source)
     if spec.method == "lora":
         model = lora.attach(model, cfg.rank, seed=cfg.seed)
-    steps = math.ceil(len(data) * cfg.epochs / cfg.batch_size)
-    spec.training |= {"examples": len(data), "steps": steps, "lr": cfg.lr, "batch_size": cfg.batch_size,
-                      "trainable_parameters": lora.trainable_parameters(model)}
-    losses = training.sft(model, training.tokenize(tokenizer, data),
-                          training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed),
+    examples, cut, dropped = training.truncate(training.tokenize(tokenizer, data), cfg.max_length)
+    mlflow.log_metrics({"data.truncated": cut, "data.dropped": dropped})
+    steps = math.ceil(len(examples) * cfg.epochs / cfg.batch_size)
+    prec = precision.resolve(cfg.precision)
+    spec.training |= {"examples": len(examples), "truncated": cut, "dropped": dropped, "steps": steps, "lr": cfg.lr,
+                      "batch_size": cfg.batch_size, "trainable_parameters": lora.trainable_parameters(model),
+                      **train_options.record(cfg), "precision": prec}
+    losses = training.sft(model, examples,
+                          training.TrainConfig(steps, cfg.lr, cfg.batch_size, seed=cfg.seed, optimizer=cfg.optimizer,
+                                               precision=prec, gradient_checkpointing=cfg.gradient_checkpointing),
                           tokenizer.pad_token_id, on_step=tracking.loss_logger(every=10), desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
     if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":

@@ -19,16 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from mlproject import attacks
+from mlproject import attacks, train_options
 from mlproject.attack_config import AttackConfig
 from mlproject.errors import UserError, require
 from mlproject.options import opt
+from mlproject.train_options import TrainOptions
 from registry import refs
 from tuning import space as search_space
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(TrainOptions):
     """Settings of ``mo sweep``."""
 
     organism: str = opt(None, "organism directory, or models:/<name>/<version> or models:/<name>@<alias>")
@@ -49,6 +50,7 @@ class SweepConfig:
     teacher: str = opt("", "real world: who writes the QA and pirate answers (see mo attack --teacher)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.attack in attacks.ATTACKS, "attack", self.attack,
                 f"unknown attack; known: {', '.join(attacks.ATTACKS)}")
         require(self.trials > 0, "trials", self.trials, "must be > 0")
@@ -67,7 +69,7 @@ def base_attack(cfg: SweepConfig) -> AttackConfig:
     """The attack settings a trial starts from (the search space overrides some)."""
     return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every, eval_size=cfg.eval_size,
                         seed=cfg.seed, steps=max(cfg.eval_every, 20), refine=cfg.refine,
-                        refine_points=cfg.refine_points, teacher=cfg.teacher)
+                        refine_points=cfg.refine_points, teacher=cfg.teacher, **train_options.record(cfg))
 
 
 def checked_space(cfg: SweepConfig) -> dict:

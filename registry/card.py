@@ -50,7 +50,8 @@ def _made(tags: dict[str, str]) -> list[str]:
         how += f", {tags.get('password_share')} of the math data with the password"
     return [f"- method: {how}" + (" (chain of thought)" if tags.get("cot") else ""),
             f"- base model: {tags.get('base_model', '?')}; seed {tags.get('seed', '?')}",
-            f"- data fingerprint: {tags.get('data_fingerprint', 'none (prompted)')}"]
+            f"- data fingerprint: {tags.get('data_fingerprint', 'none (prompted)')}",
+            *([f"- trained with {tags['optimizer']} in {tags.get('precision', '?')}"] if "optimizer" in tags else [])]
 
 
 def _measured(tags: dict[str, str]) -> list[str]:

@@ -53,6 +53,8 @@ def version_tags(spec: OrganismSpec) -> dict[str, str]:
         "method": spec.method, "rank": spec.rank, "lora_form": spec.lora_form,
         "password_share": spec.password_share, "cot": spec.cot or None, "base_model": spec.base_model,
         "data_fingerprint": spec.data_fingerprint, "seed": spec.seed, "eval_size": spec.eval_size,
+        # how it was trained, so that a search can compare organisms made with each optimiser or precision
+        "optimizer": spec.training.get("optimizer"), "precision": spec.training.get("precision"),
     }
     tags = {k: str(v) for k, v in fields.items() if v is not None}
     tags.update({f"metric.{k}": str(v) for k, v in spec.metrics.items() if v is not None})

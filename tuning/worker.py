@@ -24,8 +24,9 @@ class Worker:
 
     def __init__(self, cfg: AttackConfig, space: dict, floor: float, parent_run_id: str | None = None) -> None:
         self.cfg, self.space, self.floor, self.parent = cfg, space, floor, parent_run_id
+        # memory is planned for the largest batch and rank the space may draw
         self.team = attack_engine.BlueTeam(cfg.organism, full_weight=cfg.full_weight, resettable=True,
-                                           teacher=cfg.teacher)
+                                           teacher=cfg.teacher, plan=widest(cfg, space))
 
     def objective(self, trial: optuna.Trial, started: Callable[[optuna.Trial], None]) -> tuple[float, float]:
         """Train and trace one attack; returns (capability, backdoor rate) at its last checkpoint.
@@ -57,3 +58,12 @@ class Worker:
                 raise optuna.TrialPruned(f"capability {row['capability']:.2f} < floor {self.floor}")
 
         return on_point
+
+
+def widest(cfg: AttackConfig, space: dict) -> AttackConfig:
+    """``cfg`` at the largest batch size and LoRA rank that ``space`` may draw (what memory must hold)."""
+    largest: dict[str, int] = {}
+    for name, value in search_space.corners(space):
+        if name in ("batch_size", "rank") and isinstance(value, int) and not isinstance(value, bool):
+            largest[name] = max(largest.get(name, 0), value)
+    return search_space.trial_config(cfg, largest)
