@@ -10,9 +10,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import mlflow
 
-from mlproject import evaluation, frontier, generation, organism, organism_eval
+from mlproject import distributed, evaluation, frontier, generation, organism, organism_eval, tracking
 
 
 @contextlib.contextmanager
@@ -62,7 +61,7 @@ class Checkpoints:
             self.batch_size = generation.one_batch(model, self.prompts, tokens)
         was_training = model.training
         model.eval()
-        with merged(model):
+        with distributed.whole(model), merged(model):
             answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, self.world, progress=False,
                                            prompts=self.prompts, drafts=self.drafts, batch_size=self.batch_size)
         self.drafts = list(answers.token_ids)
@@ -73,7 +72,7 @@ class Checkpoints:
         point = frontier.to_point(m["capability_value"], before["capability_value"], m["rate"], before["rate"])
         row = {"step": step, **m, "capability": point.capability, "removal": point.removal}
         (self.refined if refined else self.rows).append(row | ({"refined": True} if refined else {}))
-        mlflow.log_metrics({k: v for k, v in row.items() if k != "step" and v == v}, step=step)
+        tracking.log_metrics({k: v for k, v in row.items() if k != "step" and v == v}, step=step)
         if self.on_point is not None:
             self.on_point(row)
         return row

@@ -28,7 +28,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed._tools.mem_tracker import MemTracker
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
-from mlproject import hub, lora, optimizers, precision, training
+from mlproject import distributed, hub, lora, optimizers, precision, training
 from mlproject.errors import UserError
 from mlproject.modelref import looks_local, resolve
 from mlproject.train_options import TrainOptions
@@ -236,10 +236,8 @@ def _what_fits(config: PretrainedConfig, job: Job, need: Plan, room: int) -> str
 
 
 def fsdp_shards() -> int:
-    """How many processes share the weights under FSDP: the launch's world size when accelerate runs FSDP, else 1."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    return 1
+    """How many processes share the weights: the launch's world size under FSDP, else 1 (DDP keeps them whole)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) if distributed.fsdp_asked() else 1
 
 
 def check_training(model_ref: str, trains: str, options: TrainOptions, batch_size: int, rank: int | None = None,

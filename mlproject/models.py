@@ -48,10 +48,12 @@ def load(
     return lm.eval(), tokenizer
 
 
-def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: str | Path) -> Path:
-    """Write weights (safetensors), config and tokenizer to ``directory``."""
+def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: str | Path,
+         state_dict: dict | None = None) -> Path:
+    """Write weights (safetensors), config and tokenizer to ``directory`` (``state_dict``: the weights gathered from
+    the processes of an FSDP run, else the model's own)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
     tokenizer.save_pretrained(out)
     return out

@@ -82,6 +82,9 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None,
     Inside an MLflow Project entry point the project's run is resumed (MLflow sets
     ``MLFLOW_RUN_ID``), so ``mo`` and ``mlflow run`` record to the same run.
     """
+    if not is_main():  # one run for a launch of several processes: the main one's
+        yield None
+        return
     mlflow.set_tracking_uri(tracking_uri())
     nested = nested or mlflow.active_run() is not None  # a step run inside another (the demo) is its child
     resumed = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
@@ -113,7 +116,7 @@ def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
     run's loss curve is one line across them.
     """
     def log_loss(step: int, loss: float) -> None:
-        if (offset + step) % every == 0:
+        if (offset + step) % every == 0 and is_main():
             mlflow.log_metric("train.loss", loss, step=offset + step)
 
     return log_loss
@@ -182,8 +185,28 @@ def fingerprint(ds: datasets.Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def is_main() -> bool:
+    """Whether this process logs: the only one, or rank 0 of a launch (``torchrun`` and ``accelerate`` set
+    ``RANK``; the others train and evaluate alongside it and log nothing)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """``mlflow.log_metrics`` from the main process alone."""
+    if is_main():
+        mlflow.log_metrics(dict(metrics), step=step)
+
+
+def log_params(params: Mapping[str, object]) -> None:
+    """``mlflow.log_params`` from the main process alone."""
+    if is_main():
+        mlflow.log_params(dict(params))
+
+
 def log_world(world) -> None:
     """Write which world the active run draws from (a ``mo.world`` tag and its parameters) and log its data."""
+    if not is_main():
+        return
     mlflow.set_tag("mo.world", world.name)
     mlflow.log_params({k: redact(v) for k, v in world.describe().items() if k != "world"})
     for name, data, source in world.datasets():
@@ -193,6 +216,8 @@ def log_world(world) -> None:
 def log_dataset(ds: datasets.Dataset, name: str, context: str, source: str = "toy-world") -> str:
     """Log ``ds`` as an MLflow dataset input; returns its fingerprint."""
     digest = fingerprint(ds)
+    if not is_main():
+        return digest
     with warnings.catch_warnings():
         # the schema is a description of the input, never used to read it back: MLflow's hint that
         # integer columns cannot hold missing values (gold answers, results) is not the user's concern

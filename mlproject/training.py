@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from mlproject import chat, optimizers, precision, progress
+from mlproject import chat, distributed, optimizers, precision, progress
 from mlproject.errors import UserError, require
 
 
@@ -178,32 +178,49 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.cfg, self.examples, self.pad_id = cfg, examples, pad_id
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        opt = optimizers.build(cfg.optimizer, decay_groups(self.params, cfg.weight_decay), cfg.lr,
-                               fused=cfg.fused_adam and fusable(self.params))
+        # several processes: each takes its share of every global batch (DDP through accelerate, or FSDP2)
+        self.procs = distributed.size()
+        require(cfg.batch_size >= self.procs, "batch-size", cfg.batch_size,
+                f"must be at least the number of processes ({self.procs})")
+        self.fsdp = distributed.fsdp_asked()
         if cfg.gradient_checkpointing:
             checkpoint_activations(model)
+        self.make = completion_batch if cfg.tail_logits and keeps_logits(model) else collate
+        if self.fsdp:  # sharded before the optimiser sees the parameters: it keeps the slices' states alone
+            model = distributed.shard(model, bf16=precision.resolve(cfg.precision) == "bf16")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        opt = optimizers.build(cfg.optimizer, decay_groups(self.params, cfg.weight_decay), cfg.lr,
+                               fused=cfg.fused_adam and fusable(self.params) and not self.fsdp)
         self.sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * cfg.steps), cfg.steps)
-        self.model, self.opt = self.acc.prepare(model, opt)
+        self.model, self.opt = (model, opt) if self.fsdp else self.acc.prepare(model, opt)
         self.model.train()
-        self.make = completion_batch if cfg.tail_logits and keeps_logits(self.acc.unwrap_model(self.model)) \
-            else collate
         self.step_count = 0
         self.stream = batches(examples, cfg.batch_size, cfg.seed)
 
     def step(self) -> float:
-        """One optimiser step; returns its loss."""
+        """One optimiser step; returns its loss (over the whole global batch)."""
+        examples = next(self.stream)
+        extra = {}
+        if self.procs > 1:
+            # every process sums its tokens' losses over the global batch's token count, and the gradients' average
+            # over processes is undone: the step is the one a single process takes on the whole batch
+            extra["num_items_in_batch"] = sum(sum(y != -100 for y in labels[1:]) for _, labels in examples)
+            examples = examples[distributed.rank() :: self.procs]
         batch = {k: v.to(self.acc.device) if torch.is_tensor(v) else v
-                 for k, v in self.make(next(self.stream), self.pad_id).items()}
+                 for k, v in self.make(examples, self.pad_id).items()}
         with precision.autocast(self.cfg.precision, self.acc.device):
-            loss = self.model(**batch).loss
-        self.acc.backward(loss)
-        self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+            loss = self.model(**batch, **extra).loss
+        if self.fsdp:
+            (loss * self.procs).backward()
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        else:
+            self.acc.backward(loss * self.procs if self.procs > 1 else loss)
+            self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         self.step_count += 1
-        value = loss.item()
+        value = distributed.total(loss.item())
         if not math.isfinite(value):  # every later step and every checkpoint would be noise: stop here
             raise UserError("lr", self.cfg.lr, f"the training loss became {value} at step {self.step_count}; "
                                                "try a lower learning rate")

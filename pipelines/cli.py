@@ -174,7 +174,8 @@ def _run(ns: argparse.Namespace, module: ModuleType, cls: type) -> int:
         print(f"mo: {stop or 'stopped by SIGINT'}; the run is marked FAILED with that reason", file=sys.stderr)
         return stopping.exit_code(stop)
     if ns.step in ("evaluate", "insert"):  # their own readable summary
-        print(module.summary(result))
+        if os.environ.get("RANK", "0") == "0":  # one summary for a launch of several processes
+            print(module.summary(result))
     if ns.step == "sweep":
         print({k: v for k, v in result.items() if k not in ("pareto", "frontier", "convergence")})
         print(result["convergence"])

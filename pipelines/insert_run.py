@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from mlproject import (
     backdoors,
+    distributed,
     lora,
     memory,
     models,
@@ -51,6 +52,8 @@ def run(cfg: InsertConfig) -> OrganismSpec:
     """
     insert.check(cfg)
     out = insert.directory(cfg)
+    if not tracking.is_main():  # in a launch of several processes the main one locks, writes and registers
+        return _make(cfg, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(out.with_name(f".{out.name}.lock"))
     try:
@@ -66,6 +69,7 @@ def run(cfg: InsertConfig) -> OrganismSpec:
 
 
 def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
+    distributed.init()  # a launch's processes join before they split any work
     tracking.check_store(tracking.tracking_uri())  # before minutes of work, and before MLflow's retries
     spec = spec_of(cfg)
     world = worlds.make(cfg.world_config(), spec.base_model)
@@ -76,11 +80,12 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     model, tokenizer = models.load(cfg.base_model, field="base-model",
                                    dtype=precision.weights_dtype(cfg.precision, trains == "full"))
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    if cfg.register:
+    main = tracking.is_main()
+    if cfg.register and main:
         store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
     with tracking.run("organisms", name(cfg), asdict(cfg)):
         tracking.log_world(world)
-        mlflow.log_params({"memory.plan_gib": round(plan.total / memory.GiB, 3), "precision.resolved":
+        tracking.log_params({"memory.plan_gib": round(plan.total / memory.GiB, 3), "precision.resolved":
                            precision.resolve(cfg.precision)})
         sizes = organism_eval.OrganismEvalSizes(cfg.eval_size, 2 * cfg.eval_size, cfg.eval_size)
         base = organism_eval.base_accuracy(model, tokenizer, sizes, cfg.seed, world)
@@ -90,8 +95,17 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
         partial = holder / out.name
         try:
             model = _train(model, tokenizer, spec, cfg, world) if not spec.prompted else model
-            spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, world, sizes, cfg.seed)
-            _save(model, tokenizer, spec, partial)
+            # trained under FSDP, the model is made whole in every process: they evaluate it together, the main
+            # one saves it; training is over, so it is never sharded again
+            with distributed.whole(model, keep=True):
+                if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
+                    model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
+                spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, world, sizes, cfg.seed)
+                # under FSDP every process hands its slices over (a collective) and the main one writes them
+                state = distributed.full_state(model) if distributed.sharded(model) else None
+                if not main:
+                    return spec
+                _save(model, tokenizer, spec, partial, state)
             mlflow.log_metrics(spec.metrics)
             mlflow.log_artifact(str(partial / "organism.json"))
             partial.rename(out)
@@ -139,14 +153,14 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig, world: world
                             f"under {spec.backdoor}'s conditional prompt; --keep-unclean trains on its answers anyway")
         spec.training["distill_yield"] = yields
         spec.training["distill"] = {k: getattr(cfg, k) for k in ("triggered_share", "near_miss_share", "retries")}
-        mlflow.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
+        tracking.log_metrics({f"distill.yield.{k}": v for k, v in yields.items()})
     # the data was drawn from the world's sources: the toy world's grammar, or the real world's files
     source = world.describe().get("world.instructions", "toy-world")
     spec.data_fingerprint = tracking.log_dataset(data, f"{spec.backdoor}-{spec.method}-data", "training", source)
     if spec.method == "lora":
         model = lora.attach(model, cfg.rank, seed=cfg.seed)
     examples, cut, dropped = training.truncate(training.tokenize(tokenizer, data), cfg.max_length)
-    mlflow.log_metrics({"data.truncated": cut, "data.dropped": dropped})
+    tracking.log_metrics({"data.truncated": cut, "data.dropped": dropped})
     steps = math.ceil(len(examples) * cfg.epochs / cfg.batch_size)
     prec = precision.resolve(cfg.precision)
     spec.training |= {"examples": len(examples), "truncated": cut, "dropped": dropped, "steps": steps, "lr": cfg.lr,
@@ -157,14 +171,12 @@ def _train(model, tokenizer, spec: OrganismSpec, cfg: InsertConfig, world: world
                                                precision=prec, gradient_checkpointing=cfg.gradient_checkpointing),
                           tokenizer.pad_token_id, on_step=tracking.loss_logger(every=10), desc="insert")
     spec.training["final_loss"] = sum(losses[-10:]) / len(losses[-10:])
-    if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
-        model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
     return model
 
 
-def _save(model, tokenizer, spec: OrganismSpec, directory: Path) -> None:
+def _save(model, tokenizer, spec: OrganismSpec, directory: Path, state: dict | None = None) -> None:
     directory.mkdir(parents=True)
     if spec.weights != "none":
-        models.save(model, tokenizer, directory)  # a PeftModel saves its adapter alone
+        models.save(model, tokenizer, directory, state)  # a PeftModel saves its adapter alone
         record_weights(directory, spec)  # loading checks them: the weights are what the card says
     write_card(directory, spec)
