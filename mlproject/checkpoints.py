@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-
 from mlproject import distributed, evaluation, frontier, generation, organism, organism_eval, tracking
 
 
