@@ -247,6 +247,7 @@ def check_training(model_ref: str, trains: str, options: TrainOptions, batch_siz
         config = config_of(model_ref)
     except (OSError, ValueError) as err:
         raise UserError(field, model_ref, f"could not read its config ({str(err).splitlines()[0]})") from None
+    checkpointing = options.gradient_checkpointing or os.environ.get("FSDP_ACTIVATION_CHECKPOINTING") == "true"
     job = Job(trains, batch_size, options.max_length, precision.resolve(options.precision), options.optimizer,
-              rank or 64, options.gradient_checkpointing, fsdp_shards())
+              rank or 64, checkpointing, fsdp_shards())
     return check(config, job)

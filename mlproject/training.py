@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,7 +184,8 @@ class Run:
         require(cfg.batch_size >= self.procs, "batch-size", cfg.batch_size,
                 f"must be at least the number of processes ({self.procs})")
         self.fsdp = distributed.fsdp_asked()
-        if cfg.gradient_checkpointing:
+        # accelerate's FSDP config may ask for it too (fsdp_activation_checkpointing)
+        if cfg.gradient_checkpointing or os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "").lower() == "true":
             checkpoint_activations(model)
         self.make = completion_batch if cfg.tail_logits and keeps_logits(model) else collate
         if self.fsdp:  # sharded before the optimiser sees the parameters: it keeps the slices' states alone

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import mlflow
 
-from mlproject import attack_engine, frontier_log, tracking
+from mlproject import attack_engine, distributed, frontier_log, tracking
 from mlproject.attack_config import AttackConfig
 from pipelines import attack
 from registry import store
@@ -20,6 +20,7 @@ from registry import store
 def run(cfg: AttackConfig) -> dict:
     """Attack the organism; returns the frontier points and summary metrics."""
     attack.check(cfg)
+    distributed.init()  # a launch's processes join before they split any work
     tracking.check_store(tracking.tracking_uri())
     directory = store.resolve(cfg.organism)
     team = attack_engine.BlueTeam(directory, full_weight=cfg.full_weight, teacher=cfg.teacher, plan=cfg)
@@ -30,6 +31,8 @@ def run(cfg: AttackConfig) -> dict:
         tracking.log_world(team.world)
         check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg, team.world)
         summary = attack_engine.summarise(check, cfg)
+        if not tracking.is_main():  # the processes of a launch trained and evaluated together; the main one records
+            return {"points": check.traced(), **summary}
         mlflow.log_metrics(summary)
         frontier_log.log(check.points(), f"{spec.backdoor} ({spec.method}) vs {cfg.attack}", rows=check.traced())
         registered = store.version_of(cfg.organism)

@@ -173,9 +173,10 @@ def _run(ns: argparse.Namespace, module: ModuleType, cls: type) -> int:
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: everything has unwound, and the run ended FAILED
         print(f"mo: {stop or 'stopped by SIGINT'}; the run is marked FAILED with that reason", file=sys.stderr)
         return stopping.exit_code(stop)
+    if os.environ.get("RANK", "0") != "0":  # one summary for a launch of several processes: the main one's
+        return 0
     if ns.step in ("evaluate", "insert"):  # their own readable summary
-        if os.environ.get("RANK", "0") == "0":  # one summary for a launch of several processes
-            print(module.summary(result))
+        print(module.summary(result))
     if ns.step == "sweep":
         print({k: v for k, v in result.items() if k not in ("pareto", "frontier", "convergence")})
         print(result["convergence"])
