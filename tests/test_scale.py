@@ -116,3 +116,23 @@ def test_options_reach_the_name_the_card_and_the_registry_tags(capsys):
                        (["--refine", "0.3", "--optimizer", "adamw8bit"], "refine=0.3: cannot re-trace")):
         assert cli.main(["attack", "--organism", "x", *argv]) == 2
         assert line in capsys.readouterr().err
+
+
+def test_the_prepared_gpu_checks_run_at_a_tiny_shape(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    out = tmp_path / "gpu.json"
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "bench" / "gpu.py"), "--tiny", "--out", str(out)], cwd=repo,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    for key in ("lora_8b", "fwft_1b"):
+        run = results[key]
+        assert run["tokens_per_s"] > 0 and run["plan_bytes"] > 0
+        assert run["trained_parameters"] < run["parameters"] if key == "lora_8b" else \
+            run["trained_parameters"] == run["parameters"]
+        assert (run["mfu"] is None) == (results["device"] == "cpu")  # no peak to divide by on a CPU
+    assert results["generation"]["hf_tokens_per_s"] > 0
