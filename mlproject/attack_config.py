@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from mlproject import attacks
+from mlproject.engines import ENGINES
 from mlproject.errors import require
 from mlproject.options import opt
 from mlproject.train_options import TrainOptions
@@ -36,6 +37,9 @@ class AttackConfig(TrainOptions):
     refine: float = opt(0.0, "re-trace, evaluating densely, the stretch between two checkpoints whose removal or "
                              "capability differ by more than this (a cliff the frontier would guess across); 0: off")
     refine_points: int = opt(4, "checkpoints added inside each refined stretch, evenly spaced (at most one a step)")
+    engine: str = opt("hf", "who answers at checkpoints: hf (mo's batched decoding) or vllm (the checkpoint as an "
+                            "adapter, or its weights loaded into the running engine; MO_VLLM_PYTHON names its python)",
+                      choices=ENGINES)
     teacher: str = opt("", "real world: who writes the QA and pirate answers: '' the organism's base model, a model "
                            "directory or hub id, or an http(s) OpenAI-compatible endpoint")
 
@@ -56,6 +60,7 @@ class AttackConfig(TrainOptions):
         require(0 < self.eval_every <= self.total_steps, "eval-every", self.eval_every,
                 f"must be in 1..{self.total_steps} (the attack's steps)")
         require(self.rank is None or 0 < self.rank <= MAX_RANK, "rank", self.rank, f"must be in 1..{MAX_RANK}")
+        require(self.engine in ENGINES, "engine", self.engine, f"must be one of {', '.join(ENGINES)}")
         require(self.rank is None or not self.full_weight, "rank", self.rank, "does not apply with --full-weight")
 
     @property

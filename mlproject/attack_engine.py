@@ -31,7 +31,7 @@ from mlproject import (
 )
 from mlproject.attack_config import AttackConfig
 from mlproject.checkpoints import Checkpoints
-from mlproject.errors import require
+from mlproject.errors import UserError, require
 
 DEFAULT_RANK = 64  # the blue LoRA's rank when the settings name none
 
@@ -68,6 +68,30 @@ class BlueTeam:
         self.trains_own_weights = self.continued or full_weight
         self._snapshot = ({n: p.detach().clone() for n, p in self.model.named_parameters()}
                           if resettable and self.trains_own_weights else None)
+        self.engine = self._engine(directory, options) if options.engine == "vllm" else None
+
+    def _engine(self, directory: str | Path, options: AttackConfig):
+        """A vLLM engine on the organism as loaded (before any blue adapter): its own folder for full weights, the
+        base model's for a continued adapter (the adapter trains and is handed over), else the merged weights."""
+        from mlproject.engines.vllm_client import Mirror
+        from mlproject.modelref import resolve
+
+        folder = None
+        if self.spec.weights == "full" and not self.full_weight:
+            folder = Path(directory)
+        elif self.continued or self.spec.weights == "none":
+            folder = Path(resolve(self.spec.base_model))
+        if self.continued and folder is not None and not folder.is_dir():
+            raise UserError("engine", "vllm", f"a continued organism's base model must be a local folder, not {folder}")
+        # full weights are loaded into the engine's own layers, which LoRA support would wrap
+        rank = 0 if self.full_weight else max(options.rank or DEFAULT_RANK, self.spec.rank or 0)
+        model = self.model.get_base_model() if self.continued else self.model
+        return Mirror(model, self.tokenizer, folder=folder if folder and folder.is_dir() else None, max_lora_rank=rank)
+
+    def close(self) -> None:
+        """Stop the organism's generation engine, if it has one."""
+        if self.engine is not None:
+            self.engine.close()
 
     def check(self, cfg: AttackConfig) -> None:
         """Refuse settings that do not apply to this organism."""

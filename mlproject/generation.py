@@ -341,6 +341,11 @@ def _left_pad(batch: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
+def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every token that ends a reply (what another engine is told to stop at)."""
+    return _eos_ids(model, tokenizer).tolist()
+
+
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     """Every token that ends a reply: the tokenizer's EOS, the generation config's (Llama 3 has several) and,
     for a known family, its end-of-turn tokens (Gemma's tokenizer EOS is ``<eos>``, its turns end with

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import mlflow
 
-from mlproject import attack_engine, distributed, frontier_log, tracking
+from mlproject import attack_engine, distributed, engines, frontier_log, tracking
 from mlproject.attack_config import AttackConfig
 from pipelines import attack
 from registry import store
@@ -29,7 +29,11 @@ def run(cfg: AttackConfig) -> dict:
     name = f"{directory.name}-{cfg.attack}"
     with tracking.run("attacks", name, asdict(cfg) | {"organism_method": spec.method, "backdoor": spec.backdoor}):
         tracking.log_world(team.world)
-        check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg, team.world)
+        try:
+            with engines.use(team.engine):
+                check = attack_engine.trace(team.trainable(cfg), team.tokenizer, spec, cfg, team.world)
+        finally:
+            team.close()
         summary = attack_engine.summarise(check, cfg)
         if not tracking.is_main():  # the processes of a launch trained and evaluated together; the main one records
             return {"points": check.traced(), **summary}

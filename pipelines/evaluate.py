@@ -10,9 +10,12 @@ integer-answer subset.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from mlproject import modelref, realdata
+from mlproject import engines, modelref, realdata
+from mlproject.engines import ENGINES
 from mlproject.errors import require
 from mlproject.options import opt
 from mlproject.toy.sizes import Sizes
@@ -36,6 +39,8 @@ class EvalConfig:
     batch_size: int = opt(128, "prompts per generation batch; higher uses more memory (on CPU, 64-128 is fastest)")
     seed: int = opt(0, "seed of the held-out probe draw")
     trust_remote_code: bool = opt(False, "allow model code from the hub (off unless you trust it)")
+    engine: str = opt("hf", "who generates: hf (mo's batched decoding) or vllm (MO_VLLM_PYTHON names its python)",
+                      choices=ENGINES)
 
     def __post_init__(self) -> None:
         for name in ("n_math", "n_instructions", "n_pirate", "per_backdoor", "max_new_tokens", "batch_size"):
@@ -57,7 +62,7 @@ def run(cfg: EvalConfig) -> dict[str, float]:
     from mlproject.toy import base_eval
 
     model, tokenizer = models.load(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)):
+    with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)), engine_for(cfg, model, tokenizer):
         if math is None:
             sizes = Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
             answers = evaluation.answer(model, tokenizer, base_eval.probes(sizes, cfg.seed), base_eval.WORLD,
@@ -70,6 +75,23 @@ def run(cfg: EvalConfig) -> dict[str, float]:
             metrics = {"math.accuracy": answers.math_accuracy("math")}
         mlflow.log_metrics(metrics)
         return metrics
+
+
+@contextlib.contextmanager
+def engine_for(cfg: EvalConfig, model, tokenizer):
+    """The engine that answers inside: none (mo's HF decoding) or a vLLM worker on the same weights."""
+    if cfg.engine == "hf":
+        yield
+        return
+    from mlproject.engines.vllm_client import Mirror
+
+    local = Path(modelref.resolve(cfg.model))
+    mirror = Mirror(model, tokenizer, folder=local if local.is_dir() else None, trains=False)
+    try:
+        with engines.use(mirror):
+            yield
+    finally:
+        mirror.close()
 
 
 def summary(metrics: dict[str, float]) -> str:

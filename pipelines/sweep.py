@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mlproject import attacks, train_options
 from mlproject.attack_config import AttackConfig
+from mlproject.engines import ENGINES
 from mlproject.errors import UserError, require
 from mlproject.options import opt
 from mlproject.train_options import TrainOptions
@@ -48,6 +49,7 @@ class SweepConfig(TrainOptions):
                              "capability differ by more than this (see mo attack --refine); 0: off")
     refine_points: int = opt(4, "checkpoints added inside each refined stretch")
     teacher: str = opt("", "real world: who writes the QA and pirate answers (see mo attack --teacher)")
+    engine: str = opt("hf", "who answers at checkpoints: hf or vllm (see mo attack --engine)", choices=ENGINES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,7 +71,8 @@ def base_attack(cfg: SweepConfig) -> AttackConfig:
     """The attack settings a trial starts from (the search space overrides some)."""
     return AttackConfig(organism=cfg.organism, attack=cfg.attack, eval_every=cfg.eval_every, eval_size=cfg.eval_size,
                         seed=cfg.seed, steps=max(cfg.eval_every, 20), refine=cfg.refine,
-                        refine_points=cfg.refine_points, teacher=cfg.teacher, **train_options.record(cfg))
+                        refine_points=cfg.refine_points, teacher=cfg.teacher, engine=cfg.engine,
+                        **train_options.record(cfg))
 
 
 def checked_space(cfg: SweepConfig) -> dict:

