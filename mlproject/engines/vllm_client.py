@@ -47,10 +47,8 @@ class Worker:
         opts = {"max_model_len": max_model_len, "max_lora_rank": max_lora_rank, "dtype": dtype}
         self.log = tempfile.TemporaryFile(mode="w+")  # vLLM's own log lines: shown when the engine fails
         # -P: the worker's folder stays off its path (mo's modules are not for vLLM's environment)
-        self.proc = subprocess.Popen([python(), "-P", str(WORKER), str(model_dir), json.dumps(opts)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env=os.environ | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
-                                     if os.environ.get("OMP_NUM_THREADS") else None)
+        self.proc = subprocess.Popen([python(), "-P", str(WORKER), str(model_dir), json.dumps(opts)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self._read()  # the engine is up
 
     def generate(self, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int],
