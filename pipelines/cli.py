@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in QUIET_ENV.items():
             os.environ.setdefault(name, value)
     module, cls = settings(ns.step)
-    # SIGTERM ends a step as Ctrl-C does (the server is replaced by mlflow's, which handles its own)
+    # SIGTERM ends a step as Ctrl-C does (the server supervises mlflow's and handles its own)
     with stopping.on_signals() if ns.step != "server" else contextlib.nullcontext():
         return _run(ns, module, cls)
 

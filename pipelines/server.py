@@ -17,6 +17,7 @@ Credentials in URIs are never printed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -101,7 +102,7 @@ def check(cfg: ServerConfig) -> None:
 
 
 def run(cfg: ServerConfig) -> None:
-    """Replace this process by the tracking server (or print its command with ``--dry-run``)."""
+    """Run the tracking server until this process ends (or print its command with ``--dry-run``)."""
     cmd = command(cfg)
     shown = " ".join([f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact(cfg.backend))}", "mlflow"]
                      + [shlex.quote(redact(c)) for c in cmd[3:]])
@@ -110,8 +111,50 @@ def run(cfg: ServerConfig) -> None:
         return
     check(cfg)
     print(f"mo server: {shown}\nclients:   export MLFLOW_TRACKING_URI=http://{cfg.host}:{cfg.port}", flush=True)
-    # exec, not a child process: signals (Ctrl-C, a supervisor's SIGTERM) reach the server directly.
-    os.execve(cmd[0], cmd, environment(cfg))
+    # this process becomes the supervisor, under a command line without the backend URI (``ps`` shows command lines
+    # to every user; the URI, which may hold the database's password, travels in the environment)
+    os.execve(sys.executable, [sys.executable, "-m", "pipelines.server", *cmd], environment(cfg))
+
+
+# A watchdog beside the server: when mo's process is gone (even by SIGKILL, which no handler sees), it ends the
+# server's whole process group, so no uvicorn worker or job runner is left answering on the port.
+WATCHDOG = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+while os.getppid() == parent:
+    time.sleep(0.5)
+try:
+    os.killpg(group, signal.SIGTERM)
+    time.sleep(5)
+    os.killpg(group, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+
+
+def supervise(cmd: list[str], env: dict[str, str]) -> None:
+    """Run ``cmd`` (``mlflow server`` and the workers it starts) in a process group of its own, until it ends; a
+    SIGTERM or Ctrl-C to mo ends the group, and so does mo's death by any signal (the watchdog)."""
+    import signal
+    import subprocess
+
+    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(server.pid)])
+
+    def stop(signum, frame) -> None:  # ends the group; the wait below then returns
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        code = server.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # its workers, if the server itself went first
+        watchdog.kill()
+    if code not in (0, -signal.SIGTERM):
+        raise SystemExit(code)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -124,3 +167,7 @@ def _check_port(host: str, port: int) -> None:
         except OSError as err:
             raise UserError("port", port, f"cannot listen on {host}:{port} ({err.strerror}): another server "
                                           "holds it, or choose another --port") from None
+
+
+if __name__ == "__main__":  # the supervisor that `mo server` becomes
+    supervise(sys.argv[1:], dict(os.environ))

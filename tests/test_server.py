@@ -125,3 +125,32 @@ def test_the_database_password_is_not_on_the_server_command_line(workdir):
         lines = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout.splitlines()
         assert any(f"--port {port}" in line for line in lines)
         assert not any("secret-name.db" in line for line in lines)
+
+
+def test_killing_the_server_s_process_leaves_nothing_on_its_port(workdir):
+    """kill -9 of `mo server`'s PID ends mlflow's server and its workers too, and the port takes a new server."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    exe = Path(sys.executable).with_name("mo")
+    port = servers.free_port()
+    cmd = [str(exe), "server", "--backend", f"sqlite:///{workdir / 'k.db'}", "--port", str(port), "--workers", "1"]
+    health = f"http://127.0.0.1:{port}/health"
+    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    servers.wait_http(health, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(health, timeout=2)
+        except OSError:
+            break  # nothing answers any more
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"something still answers on port {port} 30 s after mo server was killed")
+    with servers.process(cmd, health, cwd=workdir):  # the same port, at once
+        pass
