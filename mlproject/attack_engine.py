@@ -51,6 +51,8 @@ class BlueTeam:
         world_cfg = worlds.from_record(spec.world)
         if teacher:
             world_cfg = replace(world_cfg, teacher=teacher)
+        if plan is not None:  # a teacher model answers through the attack's engine
+            world_cfg = replace(world_cfg, engine=plan.engine)
         self.world = worlds.make(world_cfg, spec.base_model)
         # a continued organism's red adapter keeps training, unless every weight trains anyway
         self.continued = spec.lora_form == "continued" and not full_weight

@@ -89,14 +89,10 @@ def answer(
     ``prompts``: the probes already tokenised; ``drafts``: guessed completions (the
     ``token_ids`` of an earlier pass), checked in parallel (see :func:`generation.generate_ids`).
     """
-    from mlproject import distributed, engines  # torch: imported by the first generation, not by grading
-    from mlproject.generation import generate_ids, stop_ids
+    from mlproject import distributed  # torch: imported by the first generation, not by grading
+    from mlproject.generation import generate_ids
 
     prompts = prompts if prompts is not None else tokenize(tokenizer, probes)
-    engine = engines.active()
-    if engine is not None:  # vLLM, handed the model's weights: it answers in the model's place
-        ids = engine.generate(model, prompts, max_new_tokens, stop_ids(model, tokenizer))
-        return Answers(probes, tokenizer.batch_decode(ids, skip_special_tokens=True), world, ids)
     # the processes of a launch each answer their share of the probes, and every one gets all the answers
     ids = distributed.spread(lambda part, guesses: generate_ids(model, tokenizer, part, max_new_tokens, batch_size,
                                                                 progress, guesses), prompts, drafts)

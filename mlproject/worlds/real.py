@@ -197,7 +197,7 @@ class RealWorld:
 
     @functools.cached_property
     def teacher(self):
-        return responder(self.teacher_ref, "teacher")
+        return responder(self.teacher_ref, "teacher", self.cfg.engine)
 
     @functools.cached_property
     def judge(self):
@@ -205,7 +205,7 @@ class RealWorld:
             return None
         from mlproject.judge import Judge
 
-        return Judge(responder(self.cfg.judge, "judge"))
+        return Judge(responder(self.cfg.judge, "judge", self.cfg.engine))
 
     def detect(self, behaviour: str, completions: Sequence[str]) -> list[bool]:
         if self.judge is not None and behaviour in JUDGED:

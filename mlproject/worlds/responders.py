@@ -30,11 +30,12 @@ def is_endpoint(ref: str) -> bool:
 
 
 class LocalModel:
-    """A causal LM loaded in this process (greedy decoding, mo's batched loop)."""
+    """A causal LM loaded in this process (greedy decoding, mo's batched loop), or served by a vLLM engine."""
 
-    def __init__(self, ref: str, field: str, model=None, tokenizer=None) -> None:
-        self.ref, self.field = ref, field
+    def __init__(self, ref: str, field: str, model=None, tokenizer=None, engine: str = "hf") -> None:
+        self.ref, self.field, self.engine = ref, field, engine
         self._loaded = (model, tokenizer) if model is not None else None
+        self._served = None
 
     def _load(self):
         if self._loaded is None:
@@ -47,6 +48,11 @@ class LocalModel:
         from mlproject import chat
         from mlproject.generation import generate
 
+        if self.engine == "vllm":
+            from mlproject.engines.vllm_client import Served
+
+            self._served = self._served or Served(self.ref, self.field)
+            return self._served.complete(turns, max_tokens)
         model, tokenizer = self._load()
         return generate(model, tokenizer, chat.many_prompt_ids(tokenizer, list(turns)), max_tokens, progress=False)
 
@@ -93,6 +99,6 @@ class Endpoint:
         return out
 
 
-def responder(ref: str, field: str) -> Responder:
-    """The responder ``ref`` names (an endpoint URL, or a model directory / hub id)."""
-    return Endpoint(ref, field) if is_endpoint(ref) else LocalModel(ref, field)
+def responder(ref: str, field: str, engine: str = "hf") -> Responder:
+    """The responder ``ref`` names (an endpoint URL, or a model directory / hub id, generated for by ``engine``)."""
+    return Endpoint(ref, field) if is_endpoint(ref) else LocalModel(ref, field, engine=engine)
