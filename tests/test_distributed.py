@@ -35,7 +35,8 @@ def _steps(kind: str, trains: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("trains", ["full", "lora"])
+# LoRA's run is slow-marked (CI runs it after the default suite): eight launches of two processes take minutes
+@pytest.mark.parametrize("trains", ["full", pytest.param("lora", marks=pytest.mark.slow)])
 def test_two_processes_take_the_steps_one_process_takes(trains):
     one = _steps("one", trains)
     assert one["processes"] == 1
