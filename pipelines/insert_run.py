@@ -77,6 +77,8 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     world = worlds.make(cfg.world_config(), spec.base_model)
     # the world's data is read, and every kind of request drawn, before the model loads and the run starts
     worlds.check_draws(world, backdoors.get(spec.backdoor) if spec.method != "password" else None)
+    if cfg.engine == "vllm" and distributed.launched():  # refused before any run starts
+        raise UserError("engine", cfg.engine, "one process only: under a launch of several, use --engine hf")
     trains = TRAINS.get(spec.method, "none")
     plan = memory.check_training(cfg.base_model, trains, cfg, cfg.batch_size, cfg.rank)  # before a weight loads
     model, tokenizer = models.load(cfg.base_model, field="base-model",
@@ -134,8 +136,6 @@ def _engine(cfg: InsertConfig, spec: OrganismSpec, model, tokenizer):
     if cfg.engine == "hf":
         yield
         return
-    if distributed.launched():
-        raise UserError("engine", cfg.engine, "one process only: under a launch of several, use --engine hf")
     from mlproject.engines.vllm_client import Mirror
     from mlproject.modelref import resolve
 
