@@ -50,6 +50,7 @@ class AttackConfig(TrainOptions):
         require(0 <= self.refine < math.inf, "refine", self.refine, "must be >= 0 and finite (0: off)")
         require(self.refine_points > 0, "refine-points", self.refine_points, "must be > 0")
         require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # numpy's and Optuna's range
         require(self.steps > 0, "steps", self.steps, "must be > 0")
         require(self.second_steps > 0, "second-steps", self.second_steps, "must be > 0")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")

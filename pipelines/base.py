@@ -20,6 +20,7 @@ weight decay, the former training loop) are not flags of ``mo base``;
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import datasets
@@ -91,6 +92,7 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "must be > 0")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # numpy's and Optuna's range
         require(0 <= self.marker_steps < self.steps, "marker-steps", self.marker_steps, "must be in [0, steps)")
         require(0 <= self.drill_steps < self.steps - self.marker_steps, "drill-steps", self.drill_steps,
                 "must be >= 0 and leave steps for the main stage (steps - marker-steps - drill-steps > 0)")
@@ -109,13 +111,14 @@ class BaseConfig:
         require(0 <= self.math_share <= 1, "math-share", self.math_share, "must be in [0, 1]")
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.layers > 0, "layers", self.layers, "must be > 0")
-        require(self.lr > 0, "lr", self.lr, "must be > 0")
-        require(self.weight_decay >= 0, "weight-decay", self.weight_decay, "must be >= 0")
+        require(0 < self.lr < math.inf, "lr", self.lr, "must be > 0 and finite")
+        require(0 <= self.weight_decay < math.inf, "weight-decay", self.weight_decay, "must be >= 0 and finite")
         require(self.examples > 0, "examples", self.examples, "must be > 0")
         require(self.hidden % 64 == 0 and self.hidden > 0, "hidden", self.hidden, "must be a positive multiple of 64")
         require(self.init in build.INITS, "init", self.init, f"must be one of {', '.join(build.INITS)}")
-        require(self.init_std > 0, "init-std", self.init_std, "must be > 0")
-        require(self.qk_init_std >= 0, "qk-init-std", self.qk_init_std, "must be >= 0")
+        # the model's initializer range: transformers refuses above 1, and a larger one would not train anyway
+        require(0 < self.init_std <= 1, "init-std", self.init_std, "must be in (0, 1]")
+        require(0 <= self.qk_init_std <= 1, "qk-init-std", self.qk_init_std, "must be in [0, 1]")
         require(self.loop in LOOPS, "loop", self.loop, f"must be one of {', '.join(LOOPS)}")
 
 

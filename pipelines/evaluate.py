@@ -43,6 +43,7 @@ class EvalConfig:
                       choices=ENGINES)
 
     def __post_init__(self) -> None:
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # numpy's and Optuna's range
         for name in ("n_math", "n_instructions", "n_pirate", "per_backdoor", "max_new_tokens", "batch_size"):
             require(getattr(self, name) > 0, name.replace("_", "-"), getattr(self, name), "must be > 0")
         # in the order run() reads them; a data file's columns are checked once it is read

@@ -93,6 +93,7 @@ class InsertConfig(TrainOptions):
                 "must be a whole number")
         require(0 < self.samples <= MAX_SAMPLES, "samples", self.samples, f"must be in 1..{MAX_SAMPLES:,}")
         require(0 < self.epochs < math.inf, "epochs", self.epochs, "must be > 0 and finite")
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)")  # numpy's and Optuna's range
         self.distillation()  # its checks (shares in range) fail here, before any work
         require(self.batch_size > 0, "batch-size", self.batch_size, "must be > 0")
         require(self.eval_size > 0, "eval-size", self.eval_size, "must be > 0")

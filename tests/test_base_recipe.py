@@ -49,9 +49,9 @@ def test_base_marker_options_are_checked():
         base.BaseConfig(drill_until=1.5)
     with pytest.raises(UserError, match="^init=xavier: must be one of default, mimetic"):
         base.BaseConfig(init="xavier")
-    with pytest.raises(UserError, match="^init-std=0.0: must be > 0$"):
+    with pytest.raises(UserError, match=r"^init-std=0.0: must be in \(0, 1\]$"):
         base.BaseConfig(init_std=0.0)
-    with pytest.raises(UserError, match="^qk-init-std=-0.1: must be >= 0$"):
+    with pytest.raises(UserError, match=r"^qk-init-std=-0.1: must be in \[0, 1\]$"):
         base.BaseConfig(qk_init_std=-0.1)
     assert base.BaseConfig(drill_steps=0, drill_until=0.9).drill_until == 0.9  # no drill stage for it to end: no effect
     assert " --drill-steps 1500 --drill-until 0.9 " in base.command(base.BaseConfig(drill_until=0.9))
