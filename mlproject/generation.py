@@ -355,10 +355,16 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> torc
     """Every token that ends a reply: the tokenizer's EOS, the generation config's (Llama 3 has several) and,
     for a known family, its end-of-turn tokens (Gemma's tokenizer EOS is ``<eos>``, its turns end with
     ``<end_of_turn>``), which a checkpoint whose generation config lost them would otherwise run past."""
-    ids = {tokenizer.eos_token_id, *stop_token_ids(tokenizer)}
     config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return torch.tensor(reply_ends(tokenizer, config_eos), device=model.device)
+
+
+def reply_ends(tokenizer: PreTrainedTokenizerBase, config_eos: int | list[int] | None) -> list[int]:
+    """:func:`_eos_ids` from a tokenizer and a generation config's ``eos_token_id``, for an engine of another
+    process that serves the model without loading it here."""
+    ids = {tokenizer.eos_token_id, *stop_token_ids(tokenizer)}
     ids |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
-    return torch.tensor(sorted(i for i in ids if i is not None), device=model.device)
+    return sorted(i for i in ids if i is not None)
 
 
 def _hf_generate(

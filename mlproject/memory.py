@@ -28,9 +28,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed._tools.mem_tracker import MemTracker
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
-from mlproject import distributed, hub, lora, optimizers, precision, training
+from mlproject import distributed, lora, models, optimizers, precision, training
 from mlproject.errors import UserError
-from mlproject.modelref import looks_local, resolve
+from mlproject.modelref import resolve
 from mlproject.train_options import TrainOptions
 
 GiB = 2**30
@@ -73,7 +73,7 @@ def config_of(model: str) -> PretrainedConfig:
     """The model's config alone (a few KB): from its folder (``toy`` too), or a hub id (the local cache alone when
     the hub cannot be reached)."""
     ref = resolve(model)
-    return AutoConfig.from_pretrained(ref, local_files_only=not looks_local(ref) and not hub.reachable())
+    return AutoConfig.from_pretrained(ref, local_files_only=models.cache_only(ref))
 
 
 def plan(config: PretrainedConfig, job: Job) -> Plan:

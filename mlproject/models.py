@@ -23,8 +23,7 @@ def load(
     """``(model, tokenizer)`` from a directory or hub id, in eval mode, on GPU when there is one."""
     ref = resolve(model)
     check(ref, field)
-    # a hub id with the hub out of reach is read from the local cache alone, without minutes of retries
-    cached_only = not looks_local(ref) and not hub.reachable()
+    cached_only = cache_only(ref)
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code,
                                                   local_files_only=cached_only)
@@ -46,6 +45,12 @@ def load(
     if torch.cuda.is_available():
         lm = lm.to("cuda")
     return lm.eval(), tokenizer
+
+
+def cache_only(ref: str) -> bool:
+    """Whether ``ref`` is read from the local Hugging Face cache alone: a hub id while the hub is out of reach
+    (rather than minutes of retries)."""
+    return not looks_local(ref) and not hub.reachable()
 
 
 def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: str | Path,

@@ -63,19 +63,20 @@ class Worker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            with_stdin = self.proc.stdin
             try:
-                with_stdin.write(json.dumps({"op": "close"}) + "\n")
-                with_stdin.flush()
+                self._send({"op": "close"})
                 self.proc.wait(timeout=60)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
         self.log.close()
 
     def _ask(self, request: dict) -> dict:
+        self._send(request)
+        return self._read()
+
+    def _send(self, request: dict) -> None:
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        return self._read()
 
     def _read(self) -> dict:
         for line in self.proc.stdout:
@@ -96,9 +97,10 @@ def _versions(model) -> tuple:
     return tuple((id(p), p._version) for p in model.parameters())
 
 
-def context_length(model, cap: int = 4096) -> int:
-    """The engine's context: the model's own, at most ``cap`` tokens (its KV cache is sized from it)."""
-    return min(getattr(model.config.get_text_config(), "max_position_embeddings", None) or cap, cap)
+def context_length(config, cap: int = 4096) -> int:
+    """The engine's context for a model of ``config``: its own, at most ``cap`` tokens (the KV cache is sized from
+    it)."""
+    return min(getattr(config.get_text_config(), "max_position_embeddings", None) or cap, cap)
 
 
 class Mirror:
@@ -123,7 +125,7 @@ class Mirror:
         self.lora, self.lora_dir = (max_lora_rank if trains else 0), None
         # the model's own precision (vLLM would pick bf16 for an fp32 model on a CPU, and answer otherwise)
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-        self.worker = Worker(folder, context_length(model), self.lora, dtype)
+        self.worker = Worker(folder, context_length(model.config), self.lora, dtype)
 
     def generate(self, model, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int]) -> list[list[int]]:
         """What the model in memory would answer, from the engine, once it holds the model's weights."""
@@ -165,7 +167,7 @@ class Served:
         import torch
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-        from mlproject.families import stop_token_ids
+        from mlproject.generation import reply_ends
         from mlproject.modelref import resolve
 
         where = resolve(ref)
@@ -174,17 +176,13 @@ class Served:
             config = AutoConfig.from_pretrained(where)
         except (OSError, ValueError) as err:
             raise UserError(field, ref, f"could not load ({str(err).splitlines()[0]})") from None
-        eos = set()
         try:
-            found = GenerationConfig.from_pretrained(where).eos_token_id
-            eos |= set(found) if isinstance(found, list) else {found}
+            config_eos = GenerationConfig.from_pretrained(where).eos_token_id
         except OSError:  # no generation config: the tokenizer's and the family's stops
-            pass
-        self.stop = sorted(i for i in {self.tokenizer.eos_token_id, *stop_token_ids(self.tokenizer), *eos}
-                           if i is not None)
-        context = min(getattr(config.get_text_config(), "max_position_embeddings", None) or 4096, 4096)
+            config_eos = None
+        self.stop = reply_ends(self.tokenizer, config_eos)
         # a CPU runs the model as stored; vLLM's bf16 for an fp32 model was no faster here, and not always possible
-        self.worker = Worker(where, context, 0, "auto" if torch.cuda.is_available() else "float32")
+        self.worker = Worker(where, context_length(config), 0, "auto" if torch.cuda.is_available() else "float32")
         atexit.register(self.worker.close)
 
     def complete(self, turns, max_tokens: int) -> list[str]:
