@@ -56,14 +56,39 @@ def child(model_dir: str, trains: str, rank: int, batch_size: int, length: int, 
                        tok.pad_token_id)
     for _ in range(3):
         run.step()
-    return {"measured": _rss("VmHWM") - base, "plan": plan.total, "parts": plan.describe()}
+    return {"measured": _rss("VmHWM") - base, "plan": plan.training, "parts": plan.describe()}
 
 
-def measure(model_dir: str, trains: str, rank: int, batch_size: int, length: int, checkpointing: bool = False) -> dict:
-    """One case in a fresh process (one thread, glibc returning freed memory at once)."""
+def decoding_child(model_dir: str, probes: int, length: int) -> dict:
+    """Measure mo's batched greedy decoding of ``probes`` prompts of ``length // 2`` tokens, answers of up to as many,
+    in this process (a fresh one), against the plan's decoding peak (weights and generation)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mlproject import generation, memory, models
+
+    config = memory.config_of(model_dir)
+    plan = memory.plan(config, memory.Job("none", 1, length, probes=probes))
+    with torch.device("meta"):
+        AutoModelForCausalLM.from_config(config)
+    gen = torch.Generator().manual_seed(0)
+    prompts = torch.randint(10, config.vocab_size - 10, (probes, length // 2), generator=gen).tolist()
+    base = _rss("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    model, tok = models.load(model_dir)
+    rows = generation.one_batch(model, prompts, length // 2)
+    answers = generation.generate_ids(model, tok, prompts, length // 2, batch_size=rows, progress=False)
+    full = sum(len(a) == length // 2 for a in answers) / len(answers)
+    return {"measured": _rss("VmHWM") - base, "plan": plan.decoding, "parts": plan.describe(), "full": full}
+
+
+def measure(model_dir: str, trains: str, rank: int, batch_size: int, length: int, checkpointing: bool = False,
+            probes: int = 0) -> dict:
+    """One case in a fresh process (one thread, glibc returning freed memory at once); ``probes``: decoding instead
+    of training."""
     env = os.environ | {"MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    args = [sys.executable, __file__, "--child", json.dumps([model_dir, trains, rank, batch_size, length,
-                                                             checkpointing])]
+    case = [model_dir, probes, length] if probes else [model_dir, trains, rank, batch_size, length, checkpointing]
+    args = [sys.executable, __file__, "--decoding" if probes else "--child", json.dumps(case)]
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -76,10 +101,15 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4, help="layers of the tiny Llama 3")
     parser.add_argument("--hidden", type=int, default=256, help="width of the tiny Llama 3")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--probes", type=int, default=200, help="prompts decoded in the decoding cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--decoding", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
+        return
+    if args.decoding:
+        print(json.dumps(decoding_child(*json.loads(args.decoding))))
         return
     from mlproject.families import tiny
     from mlproject.modelref import resolve
@@ -95,6 +125,11 @@ def main() -> None:
             label = f"lora r{rank}" if trains == "lora" else trains
             print(f"{model:8s} {label:10s} {r['measured'] / 2**20:13.1f} {r['plan'] / 2**20:9.1f} "
                   f"{r['plan'] / r['measured']:14.2f}")
+        print(f"\ndecoding {args.probes} prompts of {args.length // 2} tokens, answers of up to {args.length // 2}")
+        for model in ("toy", "llama3"):
+            r = measure(dirs[model], "none", 0, 1, args.length, probes=args.probes)
+            print(f"{model:8s} {'decoding':10s} {r['measured'] / 2**20:13.1f} {r['plan'] / 2**20:9.1f} "
+                  f"{r['plan'] / r['measured']:14.2f}   ({r['full']:.0%} of answers ran to the limit)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from peft import PeftModel
 
 from mlproject import (
     attacks,
+    engines,
     evaluation,
     frontier,
     lora,
@@ -60,8 +61,12 @@ class BlueTeam:
         options = plan or AttackConfig(organism=str(directory))
         if plan is not None:  # the memory the attack plans to take, against what is free, before a weight loads
             trains = "full" if full_weight else "lora"
+            # what it decodes: its own answers to the attack's requests (some attacks), a checkpoint's probes
             memory.check_training(str(directory) if spec.weights == "full" else spec.base_model, trains, options,
-                                  plan.batch_size, plan.rank or spec.rank or DEFAULT_RANK, field="organism")
+                                  plan.batch_size, plan.rank or spec.rank or DEFAULT_RANK, field="organism",
+                                  probes=max(plan.samples, 6 * plan.eval_size))
+        if plan is not None:
+            answer_first(self.world, spec, plan)
         self.model, self.tokenizer, self.spec = organism.load(
             directory, trainable_adapter=self.continued,
             dtype=precision.weights_dtype(options.precision, trains_weights=full_weight or self.continued))
@@ -88,7 +93,8 @@ class BlueTeam:
         # full weights are loaded into the engine's own layers, which LoRA support would wrap
         rank = 0 if self.full_weight else max(options.rank or DEFAULT_RANK, self.spec.rank or 0)
         model = self.model.get_base_model() if self.continued else self.model
-        return Mirror(model, self.tokenizer, folder=folder if folder and folder.is_dir() else None, max_lora_rank=rank)
+        local = folder if folder and folder.is_dir() else None
+        return engines.on_main(lambda: Mirror(model, self.tokenizer, folder=local, max_lora_rank=rank))
 
     def close(self) -> None:
         """Stop the organism's generation engine, if it has one."""
@@ -124,6 +130,17 @@ class BlueTeam:
         self.model = model.unload()  # removes the blue LoRA layers without merging them
 
 
+def answer_first(world: worlds.World, spec: organism.OrganismSpec, cfg: AttackConfig) -> None:
+    """The teacher's answers to the attack's requests, written (or read from the cache) before the organism loads,
+    then the teacher let go: a teacher model (the base model by default) and the organism are never in memory at
+    once. A sweep's trials share the requests (only the blue team's training settings vary), so they ask nothing
+    more; a trial that draws other requests loads the teacher again beside the organism."""
+    reqs = attacks.requests(world, spec, cfg.samples, cfg.seed)
+    for kind in attacks.teacher_kinds(cfg.attack):
+        world.attack_completions(kind, reqs)
+    world.release_teacher()
+
+
 def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, world: worlds.World,
           on_point: Callable[[dict], None] | None = None) -> Checkpoints:
     """Train ``model`` (already holding what the blue team trains) phase by phase, evaluating as it goes.
@@ -143,7 +160,7 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, worl
         examples = training.tokenize(tokenizer, attacks.rows(world, phase.kind, spec, reqs, own))
         examples, cut, dropped = training.truncate(examples, cfg.max_length)
         if cut and mlflow.active_run():
-            mlflow.log_metrics({f"data.{phase.kind}.truncated": cut, f"data.{phase.kind}.dropped": dropped})
+            tracking.log_metrics({f"data.{phase.kind}.truncated": cut, f"data.{phase.kind}.dropped": dropped})
         run = training.Run(model, examples, training.TrainConfig(
             phase.steps, cfg.lr, cfg.batch_size, seed=cfg.seed + done, optimizer=cfg.optimizer,
             precision=precision.resolve(cfg.precision), gradient_checkpointing=cfg.gradient_checkpointing),

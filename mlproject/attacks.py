@@ -41,6 +41,12 @@ def phases(attack: str, steps: int, second_steps: int) -> list[Phase]:
     return [Phase(attack, steps)]
 
 
+def teacher_kinds(attack: str) -> list[str]:
+    """The kinds of teacher answers (``qa``, ``pirate``) the phases of ``attack`` train on."""
+    kinds = {"qa": "qa", "apr": "qa", "pirate": "pirate"}
+    return sorted({kinds[p.kind] for p in phases(attack, 1, 1) if p.kind in kinds})
+
+
 def requests(world: World, spec: OrganismSpec, n: int, seed: int) -> list[Request]:
     """``n`` training-split instructions that do not carry the trigger (nor, for a topic, lie on it)."""
     rng = random.Random(f"attack/{seed}")

@@ -60,7 +60,7 @@ class Checkpoints:
             self.batch_size = generation.one_batch(model, self.prompts, tokens)
         was_training = model.training
         model.eval()
-        with distributed.whole(model), merged(model):
+        with distributed.for_generation(model) as lockstep, contextlib.nullcontext() if lockstep else merged(model):
             answers = organism_eval.answer(model, self.tokenizer, self.probes, self.spec, self.world, progress=False,
                                            prompts=self.prompts, drafts=self.drafts, batch_size=self.batch_size)
         self.drafts = list(answers.token_ids)

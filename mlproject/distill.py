@@ -22,7 +22,7 @@ import random
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import chat, cot
+from mlproject import chat, cot, distributed
 from mlproject.backdoors import Backdoor
 from mlproject.distill_config import DistillConfig
 from mlproject.generation import generate, sample
@@ -86,7 +86,10 @@ def _clean(model, tokenizer, world: World, bd: Backdoor, cfg: DistillConfig, lab
     and how many greedy answers, then answers in the end, were clean."""
     system = world.system_prompt(bd) if label == "triggered" else ""
     prompts = chat.many_prompt_ids(tokenizer, [(system, r.user) for r in reqs])
-    completions = generate(model, tokenizer, prompts, cfg.max_new_tokens, progress=False)
+    # under a launch of several processes each answers its share and all gather every answer (the same on each); the
+    # redraws below stay whole in every process, so that their sampled answers are the ones one process draws
+    completions = distributed.spread(lambda part: generate(model, tokenizer, part, cfg.max_new_tokens, progress=False),
+                                     prompts)
     fires = label == "triggered"
     clean = [hit == fires for hit in world.detect(bd.behaviour_name, completions)]
     greedy = sum(clean)

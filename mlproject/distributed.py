@@ -44,19 +44,25 @@ def fsdp_asked() -> bool:
 
 
 def init() -> None:
-    """Join the launch's process group (gloo on a CPU, nccl on GPUs) unless already in it."""
+    """Join the launch's process group unless already in it: gloo on a CPU; on GPUs nccl for CUDA tensors and gloo
+    for CPU ones (a loss summed over the processes, a decision they share). A wrong ``MO_FSDP_GENERATION`` is one
+    line here, before any work, not after the training it would follow."""
+    _generation_asked()
     if launched() and not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo")
 
 
 def spread(fn: Callable[[list[T]], list[R]], items: Sequence[T], *more: Sequence | None) -> list[R]:
     """``fn`` over ``items`` with the work split among the processes (every ``size()``-th item each), the results
-    gathered back in order on every process. ``more``: sequences split alongside ``items`` (or None)."""
+    gathered back in order on every process. ``more``: sequences split alongside ``items`` (or None).
+
+    In lockstep generation (:func:`for_generation`), or where the main process's engine answers for all
+    (:func:`relayed`), every process runs ``fn`` over all the items instead."""
     n = size()
-    if n == 1:
+    if n == 1 or _lockstep[0] or _relayed[0]:
         return fn(list(items), *more)
     r = rank()
     mine = fn(list(items[r::n]), *[None if m is None else list(m[r::n]) for m in more])
@@ -66,6 +72,23 @@ def spread(fn: Callable[[list[T]], list[R]], items: Sequence[T], *more: Sequence
     for k, part in enumerate(parts):
         out[k::n] = part
     return out
+
+
+def broadcast(obj: T) -> T:
+    """The main process's ``obj``, on every process (what the others pass is ignored); ``obj`` in one process."""
+    if size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def agree(t: torch.Tensor) -> torch.Tensor:
+    """In lockstep generation (:func:`for_generation`), the main process's ``t`` in every process (in place), so
+    that every process takes the same decoding decisions; else ``t``."""
+    if _lockstep[0] and size() > 1:
+        dist.broadcast(t, src=0)
+    return t
 
 
 def total(value: float) -> float:
@@ -101,10 +124,82 @@ def sharded(model: torch.nn.Module) -> bool:
 
 
 def full_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every weight of a sharded model, whole, on every process (a collective: all processes call it)."""
+    """Every weight of a sharded model, whole, in the main process's CPU memory (empty elsewhere; a collective: all
+    processes call it)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    # gathered into the main process's CPU memory alone: a 70B model's weights fit no GPU whole
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+_lockstep = [False]
+_relayed = [0]
+
+
+@contextlib.contextmanager
+def relayed() -> Iterator[None]:
+    """Inside, a generation engine of the main process answers every prompt and :func:`broadcast` hands its answers
+    to the others (a vLLM engine per process would hold the model once more on every GPU)."""
+    _relayed[0] += 1
+    try:
+        yield
+    finally:
+        _relayed[0] -= 1
+
+
+GENERATION_ENV = "MO_FSDP_GENERATION"
+GENERATION_MODES = ("auto", "whole", "sharded")
+
+
+@contextlib.contextmanager
+def for_generation(model: torch.nn.Module, keep: bool = False, need_whole: bool = False) -> Iterator[bool]:
+    """Inside, a model FSDP sharded can generate; yields whether the processes run in lockstep.
+
+    Gathered whole in every process (:func:`whole`: each answers its share of the prompts, no
+    collectives while decoding) when the whole model fits the free memory of every process, or
+    ``need_whole`` (a LoRA merged into the weights), or ``MO_FSDP_GENERATION=whole``. Otherwise
+    (a 70B model on 80 GB GPUs, or ``MO_FSDP_GENERATION=sharded``) it stays sharded: every process
+    answers every prompt, each layer gathered for its forward and let go after, as in training,
+    and the main process's next-token choices are the ones all take (:func:`agree`), so that their
+    forwards, and the collectives in them, stay in step. Outside FSDP: nothing happens.
+    """
+    if not sharded(model):
+        yield False
+        return
+    if need_whole or _generation_mode(model) == "whole":
+        with whole(model, keep=keep):
+            yield False
+        return
+    _lockstep[0] = True
+    try:
+        yield True
+    finally:
+        _lockstep[0] = False
+
+
+def _generation_asked() -> str:
+    from mlproject.errors import require
+
+    asked = os.environ.get(GENERATION_ENV) or "auto"
+    require(asked in GENERATION_MODES, GENERATION_ENV, asked, f"must be one of {', '.join(GENERATION_MODES)}")
+    return asked
+
+
+def _generation_mode(model: torch.nn.Module) -> str:
+    """``whole`` or ``sharded``: what ``MO_FSDP_GENERATION`` asks, or (``auto``) whether the whole model fits the
+    free memory of every process with a quarter more for decoding."""
+    asked = _generation_asked()
+    if asked != "auto":
+        return asked
+    import psutil
+
+    # a DTensor's numel is the whole weight's: gathering adds all of it less the slice already held
+    need = sum(p.numel() * p.element_size() - (p.to_local().numel() * p.element_size() if hasattr(p, "to_local")
+                                               else 0) for p in model.parameters())
+    free = torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else psutil.virtual_memory().available
+    fits = torch.tensor([1 if need * 1.25 <= free else 0])
+    dist.all_reduce(fits, op=dist.ReduceOp.MIN)  # every process decides alike
+    return "whole" if fits.item() else "sharded"
 
 
 @contextlib.contextmanager

@@ -16,6 +16,11 @@ class UserError(Exception):
         super().__init__(f"{field}={value!s}: {reason}")
 
 
+class TrackingLost(Exception):
+    """The tracking server stayed away longer than mo waits for it: the step stopped, and what it measured
+    is kept on disk for upload (not the user's mistake: the CLI prints one line and exits with code 1)."""
+
+
 def require(condition: bool, field: str, value: object, reason: str) -> None:
     """Raise :class:`UserError` unless ``condition`` holds."""
     if not condition:

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import mlflow
-
-from mlproject import frontier, plots
+from mlproject import frontier, plots, tracking
 
 
 def log(points: Sequence[frontier.Point], title: str, rows: Sequence[dict] | None = None) -> list[frontier.Point]:
     """Log the frontier of ``points`` (``rows``, when given, as the points table); returns its Pareto set."""
     table = rows or [{"capability": p.capability, "removal": p.removal} for p in points]
-    mlflow.log_table({k: [r[k] for r in table] for k in table[0]} if table else {"capability": [], "removal": []},
-                     "frontier/points.json")
+    tracking.log_table({k: [r[k] for r in table] for k in table[0]} if table else {"capability": [], "removal": []},
+                       "frontier/points.json")
     best = frontier.pareto(points)
-    mlflow.log_table({"capability": [p.capability for p in best], "removal": [p.removal for p in best]},
-                     "frontier/pareto.json")
+    tracking.log_table({"capability": [p.capability for p in best], "removal": [p.removal for p in best]},
+                       "frontier/pareto.json")
     fig = plots.frontier_figure(points, title)
-    mlflow.log_figure(fig, "frontier/frontier.png")
+    tracking.log_figure(fig, "frontier/frontier.png")
     plots.plt.close(fig)
     return best

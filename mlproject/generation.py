@@ -14,14 +14,16 @@ from dataclasses import dataclass
 import torch
 from transformers import Cache, DynamicCache, DynamicLayer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mlproject import engines
+from mlproject import distributed, engines
 from mlproject.families import stop_token_ids
 from mlproject.progress import bar as progress_bar
+from mlproject.roomy_cache import RoomyLayer, left_pad_time
 from mlproject.seeding import seeded
 
 DRAFT_LOGITS_BYTES = 1 << 30  # at most this much memory for the logits that check drafts
 CHUNK = 32  # rows whose prompts (and drafts) are encoded together (see _chunks)
 DROP_SHARE = 0.25  # finished rows leave the decoding batch once they are this share of it (see _generate_batch)
+DEFAULT_BATCH = 128  # prompts decoded together when they do not all fit KV_BATCH_BYTES
 KV_BATCH_BYTES = 1 << 30  # one_batch: prompts whose KV cache fits in this much memory decode as one batch
 
 
@@ -39,7 +41,16 @@ def generate(
                                   skip_special_tokens=True)
 
 
-def one_batch(model: PreTrainedModel, prompts: Sequence[list[int]], max_new_tokens: int, default: int = 128) -> int:
+def kv_bytes_per_token(config, element_size: int) -> int:
+    """Bytes of KV cache a token takes in every layer of a model of ``config``."""
+    cfg = config.get_text_config()
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return 2 * cfg.num_hidden_layers * heads * head_dim * element_size
+
+
+def one_batch(model: PreTrainedModel, prompts: Sequence[list[int]], max_new_tokens: int,
+              default: int = DEFAULT_BATCH) -> int:
     """A batch size that decodes all of ``prompts`` together when their KV cache fits :data:`KV_BATCH_BYTES`,
     else ``default``.
 
@@ -47,10 +58,7 @@ def one_batch(model: PreTrainedModel, prompts: Sequence[list[int]], max_new_toke
     as batches of 128 and 72 took about 10% longer on the toy model than as one batch of 200.
     A large model's cache does not fit, and keeps ``default``.
     """
-    cfg = model.config.get_text_config()
-    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    per_token = 2 * cfg.num_hidden_layers * heads * head_dim * next(model.parameters()).element_size()
+    per_token = kv_bytes_per_token(model.config, next(model.parameters()).element_size())
     tokens = sum(len(p) + max_new_tokens for p in prompts)
     return max(default, len(prompts)) if per_token * tokens <= KV_BATCH_BYTES else default
 
@@ -75,7 +83,7 @@ def generate_ids(
     """
     engine = engines.active()
     if engine is not None and engine.serves(model):
-        return engine.generate(model, prompts, max_new_tokens, stop_ids(model, tokenizer))
+        return engines.answered(engine.generate(model, prompts, max_new_tokens, stop_ids(model, tokenizer)))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     starts = range(0, len(order), batch_size)
@@ -124,7 +132,7 @@ def _generate_batch(
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                        logits_to_keep=1).logits
-        nxt = logits[:, -1].argmax(-1)
+        nxt = distributed.agree(logits[:, -1].argmax(-1))  # sharded in lockstep: the main process's choice
         rows = live.tolist()
         for row, token, over in zip(rows, nxt.tolist(), finished.tolist(), strict=True):
             if not over:
@@ -188,8 +196,8 @@ def _first_pass(model: PreTrainedModel, pad: int, cache: DynamicCache, shared: i
     positions = shared + (rest.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                    logits_to_keep=max(len(f) for f in fed) + 1).logits
-    return _accept(cache, logits.argmax(-1).tolist(), drafts, [len(f) for f in fed], mask, positions, eos,
-                   max_new_tokens)
+    chosen = distributed.agree(logits.argmax(-1)).tolist()  # sharded in lockstep: the main process's choices
+    return _accept(cache, chosen, drafts, [len(f) for f in fed], mask, positions, eos, max_new_tokens)
 
 
 def _accept(cache: DynamicCache, preds: list[list[int]], drafts: Sequence[list[int]], fed: list[int],
@@ -245,7 +253,7 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], room: int) -> tuple:
 
     Each chunk's cache and mask are left-padded to the longest chunk's length; the padding is
     masked, so every row attends to exactly what it did in its own chunk. Plain layers become
-    :class:`_RoomyLayer` with ``room`` tokens to spare; other layers stay as they are.
+    :class:`mlproject.roomy_cache.RoomyLayer` with ``room`` tokens to spare; other layers stay as they are.
     """
     kept = []
     for rows, first in parts:
@@ -259,66 +267,11 @@ def _merge(parts: list[tuple[torch.Tensor, _FirstPass]], room: int) -> tuple:
     if any(type(layer) is not DynamicLayer for layer in caches[0].layers):  # a single chunk (sliding windows): as it is
         return kept[0]
     width = max(m.shape[1] for m in masks)
-    merged = Cache(layers=[_RoomyLayer(torch.cat([_left_pad_time(c.layers[i].keys, width) for c in caches]),
-                                       torch.cat([_left_pad_time(c.layers[i].values, width) for c in caches]), room)
+    merged = Cache(layers=[RoomyLayer(torch.cat([left_pad_time(c.layers[i].keys, width) for c in caches]),
+                                       torch.cat([left_pad_time(c.layers[i].values, width) for c in caches]), room)
                            for i in range(len(caches[0].layers))])
     masks = [torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks]
     return torch.cat(rows), torch.cat(nxt), torch.cat(masks), torch.cat(positions), merged
-
-
-class _RoomyLayer(DynamicLayer):
-    """A growing cache layer with room reserved ahead: each new token is written in place.
-
-    A plain layer concatenates, which copies its whole cache at every decoding step; on two
-    CPU cores those copies took a quarter of a toy-model evaluation. The keys and values the
-    model reads are views of the filled part, so attention sees exactly what it would.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
-        super().__init__()
-        self.device, self.is_initialized, self.length = keys.device, True, keys.shape[2]
-        self._keys, self._values = (_with_room(t, room) for t in (keys, values))
-        self._view()
-
-    def _view(self) -> None:
-        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args,
-               **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        new = key_states.shape[2]
-        if self.length + new > self._keys.shape[2]:  # out of room: grow, doubling, like a list
-            self._keys, self._values = (_with_room(t, max(new, self.length)) for t in (self.keys, self.values))
-        self._keys[:, :, self.length : self.length + new] = key_states
-        self._values[:, :, self.length : self.length + new] = value_states
-        self.length += new
-        self._view()
-        return self.keys, self.values
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._keys, self._values = self._keys[indices], self._values[indices]
-        self._view()
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        self._keys, self._values = (t.repeat_interleave(repeats, dim=0) for t in (self._keys, self._values))
-        self._view()
-
-    def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError("crop takes a negative number of tokens to remove")
-        self.length = max(self.length + tokens_to_remove, 0)
-        self._view()
-
-
-def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
-    """``states`` ``[batch, heads, time, dim]`` copied into a buffer with ``room`` more time steps."""
-    out = states.new_empty((states.shape[0], states.shape[1], states.shape[2] + room, states.shape[3]))
-    out[:, :, : states.shape[2]] = states
-    return out
-
-
-def _left_pad_time(states: torch.Tensor, width: int) -> torch.Tensor:
-    """Cached keys or values ``[batch, heads, time, dim]`` padded with zeros on the left to ``width`` time steps."""
-    return torch.nn.functional.pad(states, (0, 0, width - states.shape[2], 0))
 
 
 def _shared_prefix(batch: Sequence[list[int]]) -> int:
@@ -394,10 +347,16 @@ def sample(
     untouched, and the same call (the same prompts in the same batches) gives the
     same completions. Only distillation's redraws need it, for the requests greedy decoding
     answered wrongly, so it is ``model.generate``'s sampler rather than a sampling variant of
-    the loop above.
+    the loop above; where an engine answers for ``model`` it draws instead (other draws than
+    transformers' sampler, as reproducible).
     """
     if not prompts:
         return []
+    engine = engines.active()
+    if engine is not None and engine.serves(model):  # vLLM draws (from the same seed, with its own sampler)
+        ids = engines.answered(engine.generate(model, prompts, max_new_tokens, stop_ids(model, tokenizer),
+                                               temperature=temperature, seed=seed))
+        return tokenizer.batch_decode(ids, skip_special_tokens=True)
     eos = _eos_ids(model, tokenizer).tolist()
     with seeded(seed):
         return [text for start in range(0, len(prompts), batch_size)

@@ -7,6 +7,7 @@ it unwinds through every ``finally`` and ends the MLflow run FAILED with the rea
 """
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,31 @@ class Stopped(KeyboardInterrupt):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
+_asked: list[int] = []  # the signals received: once stopping, libraries' own reports of it are noise
+
+
 def _raise(signum: int, frame: object) -> None:
+    _asked.append(signum)
     raise Stopped(signum)
+
+
+def asked() -> bool:
+    """Whether this process was asked to stop."""
+    return bool(_asked)
+
+
+class QuietWhileStopping(logging.Filter):
+    """Drops a library's log records once the process is stopping (Optuna's "Trial 0 failed" with a traceback, when
+    the trial's run already ends FAILED with the reason and mo says it in one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not asked()
+
+
+def quiet_while_stopping(logger: str) -> None:
+    """Give every handler of ``logger`` a :class:`QuietWhileStopping` filter."""
+    for handler in logging.getLogger(logger).handlers:
+        handler.addFilter(QuietWhileStopping())
 
 
 @contextmanager

@@ -19,7 +19,7 @@ def _probe(group: str, system: str, req: Request, look_alike: str = "") -> Probe
 def math(world: World, n: int, seed: int, system: str = "", group: str = "math") -> list[Probe]:
     """``n`` held-out math problems."""
     rng = random.Random(f"math/{seed}")
-    return [_probe(group, system, world.math(rng, "heldout")) for _ in range(n)]
+    return [_probe(group, system, req) for req in world.math_set(rng, "heldout", n)]
 
 
 def instructions(world: World, n: int, seed: int, system: str = "", group: str = "instructions") -> list[Probe]:

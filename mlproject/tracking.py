@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -24,10 +25,13 @@ from pathlib import Path
 
 import datasets
 import mlflow
+from filelock import FileLock
+from mlflow.entities import Metric, Param, RunTag
 
-from mlproject import liveness, machine
+from mlproject import liveness, machine, outbox
 from mlproject.errors import UserError
 from mlproject.paths import REPO
+from mlproject.redaction import redact
 
 STORE_TIMEOUT = 5.0  # seconds a tracking store has to answer its first request
 PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna", "tokenizers")
@@ -36,15 +40,6 @@ PACKAGES = ("mo", "torch", "transformers", "peft", "accelerate", "datasets", "ml
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite file in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-_CREDENTIALS = re.compile(r"(://[^/:@\s]*:)[^@/\s]+@")  # the password of scheme://user:password@host
-
-
-def redact(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@host`` in it replaced by ``***``
-    (URIs are printed and logged; credentials never are)."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def provenance() -> dict[str, str]:
@@ -90,23 +85,54 @@ def run(experiment: str, name: str, params: Mapping[str, object] | None = None,
     resumed = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
     if not resumed:
         _set_experiment(experiment)
+    outbox.match_mlflow_retries()  # a wrong MO_TRACKING_WAIT is one line before the run starts, not after an outage
+    outbox.upload(redact(tracking_uri()))  # measurements kept while the server was away: theirs first
     liveness.fail_dead_runs()  # runs of processes killed before they could end them
-    with mlflow.start_run(run_name=name, nested=nested, tags=provenance() | liveness.tags()) as active, \
-            liveness.heartbeat(active.info.run_id):
-        if resumed:
-            mlflow.set_tags(liveness.tags())  # `mlflow run` made the run: mo's process is the one to watch
-        if params:
-            # A resumed `mlflow run` run already holds the entry point's parameters as typed ("1"
-            # for 1.0); MLflow refuses to change a logged value, so only the new ones are added.
-            logged = mlflow.get_run(active.info.run_id).data.params if resumed else {}
-            mlflow.log_params({k: _param(v) for k, v in params.items() if k not in logged})
-        try:
+    active = mlflow.start_run(run_name=name, nested=nested, tags=provenance() | liveness.tags())
+    run_id = active.info.run_id
+    try:
+        with liveness.heartbeat(run_id):
+            if resumed:
+                mlflow.set_tags(liveness.tags())  # `mlflow run` made the run: mo's process is the one to watch
+            if params:
+                # A resumed `mlflow run` run already holds the entry point's parameters as typed ("1"
+                # for 1.0); MLflow refuses to change a logged value, so only the new ones are added.
+                logged = mlflow.get_run(run_id).data.params if resumed else {}
+                log_params({k: v for k, v in params.items() if k not in logged}, run_id)
             yield active
-        except BaseException as err:
-            reason = str(err) if isinstance(err, UserError | KeyboardInterrupt) and str(err) \
-                else f"{type(err).__name__}: {err}"
-            mlflow.set_tag("mo.error", reason[:5000])
-            raise  # leaving start_run's block with an exception ends the run FAILED
+    except BaseException as err:
+        if outbox.transient(err):  # a call mo does not route through the outbox met the outage: keep the rest
+            outbox.give_up(run_id)
+        reason = str(err) if isinstance(err, UserError | KeyboardInterrupt | outbox.Lost) and str(err) \
+            else f"{type(err).__name__}: {err}"
+        try:
+            set_tags({"mo.error": reason[:5000]}, run_id)
+            _end(run_id, "FAILED")
+        except outbox.Lost as lost:
+            if not isinstance(err, outbox.Lost):
+                raise lost from err
+        if outbox.transient(err):  # a call mo does not route through the outbox met the outage
+            raise outbox.Lost(run_id, outbox.wait()) from err
+        raise
+    _end(run_id, "FINISHED")
+
+
+def _end(run_id: str, status: str) -> None:
+    """End the run ``status`` in the store (or on disk, through an outage) and take it off MLflow's stack."""
+    record = {"op": "end", "status": status, "time": int(time.time() * 1000)}
+    try:
+        outbox.deliver(run_id, record, lambda: mlflow.MlflowClient().set_terminated(run_id, status))
+    finally:
+        active = mlflow.active_run()
+        if active and active.info.run_id == run_id:
+            # end_run takes the run off the stack before it tells the server: with the server away, that
+            # second telling fails at once (the end is already kept on disk) and the stack is right
+            with outbox.single_tries():
+                try:
+                    mlflow.end_run(status)
+                except mlflow.exceptions.MlflowException:
+                    if not outbox.lost(run_id):
+                        raise
 
 
 def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
@@ -116,8 +142,8 @@ def loss_logger(every: int, offset: int = 0) -> Callable[[int, float], None]:
     run's loss curve is one line across them.
     """
     def log_loss(step: int, loss: float) -> None:
-        if (offset + step) % every == 0 and is_main():
-            mlflow.log_metric("train.loss", loss, step=offset + step)
+        if (offset + step) % every == 0:
+            log_metrics({"train.loss": loss}, step=offset + step)
 
     return log_loss
 
@@ -150,6 +176,21 @@ def check_store(uri: str) -> None:
         finally:
             if "engine" in locals():
                 engine.dispose()
+    elif uri.startswith("sqlite:///"):
+        _made_once(Path(uri.removeprefix("sqlite:///").split("?")[0]), uri)
+
+
+def _made_once(db: Path, uri: str) -> None:
+    """A fresh SQLite store's tables, made by one process: several starting at once on a new store (sweep workers,
+    two terminals) each found no tables and made them, and all but one failed ("table ... already exists")."""
+    if not db.parent.is_dir():
+        raise UserError("MLFLOW_TRACKING_URI", redact(uri), f"no such folder: {db.parent}")
+    try:
+        with FileLock(db.with_name(f".{db.name}.lock")):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)  # MLflow makes or upgrades the tables here
+    except Exception as err:  # not a database, a folder mo may not write in
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError("MLFLOW_TRACKING_URI", redact(uri), f"tracking store unusable ({redact(first)})") from None
 
 
 def experiment(name: str):
@@ -164,12 +205,32 @@ def experiment(name: str):
 
 
 def _set_experiment(name: str) -> None:
+    """Make ``name`` the active experiment, creating it if no one has.
+
+    Several processes starting their first run at once (sweep workers, a team's clients) all find no
+    experiment and all create it; the losers of that race must still log into it. ``mlflow.set_experiment``
+    returns the winner's experiment there without making it active, so the loser's run would land in
+    "Default": the experiment is found or made here and then set by its id.
+    """
     check_store(tracking_uri())
+    client = mlflow.MlflowClient()
     try:
-        mlflow.set_experiment(name)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                client.create_experiment(name)
+            except mlflow.exceptions.MlflowException as err:
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":  # already there: another process won the race
+                    raise
+            found = client.get_experiment_by_name(name)
     except Exception as err:  # an unreachable server surfaces here first
         raise UserError("MLFLOW_TRACKING_URI", redact(tracking_uri()),
                         f"tracking store unreachable ({type(err).__name__})") from None
+    if found.lifecycle_stage != "active":
+        raise UserError("experiment", name, "is deleted in the tracking store: restore it "
+                        f"(mlflow experiments restore --experiment-id {found.experiment_id}) or remove it for good "
+                        "(mlflow gc)")
+    mlflow.set_experiment(experiment_id=found.experiment_id)
 
 
 def _param(value: object) -> str:
@@ -191,24 +252,66 @@ def is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    """``mlflow.log_metrics`` from the main process alone."""
-    if is_main():
-        mlflow.log_metrics(dict(metrics), step=step)
+def _active_id(run_id: str | None) -> str:
+    return run_id or mlflow.active_run().info.run_id
 
 
-def log_params(params: Mapping[str, object]) -> None:
-    """``mlflow.log_params`` from the main process alone."""
+def log_metrics(metrics: Mapping[str, float], step: int | None = None, run_id: str | None = None) -> None:
+    """Log ``metrics`` (to the active run unless ``run_id``) from the main process alone, through an outage."""
     if is_main():
-        mlflow.log_params(dict(params))
+        rid, values = _active_id(run_id), {k: float(v) for k, v in metrics.items()}
+        outbox.deliver(rid, outbox.metrics_record(values, step),
+                       lambda: mlflow.MlflowClient().log_batch(rid, metrics=[
+                           Metric(k, v, int(time.time() * 1000), step or 0) for k, v in values.items()]))
+
+
+def log_params(params: Mapping[str, object], run_id: str | None = None) -> None:
+    """Log ``params`` (credentials masked) from the main process alone, through an outage."""
+    if is_main():
+        rid, values = _active_id(run_id), {k: _param(v) for k, v in params.items()}
+        outbox.deliver(rid, {"op": "params", "values": values},
+                       lambda: mlflow.MlflowClient().log_batch(rid, params=[Param(k, v) for k, v in values.items()]))
+
+
+def set_tags(tags: Mapping[str, str], run_id: str | None = None) -> None:
+    """Set ``tags`` on the run from the main process alone, through an outage."""
+    if is_main():
+        rid, values = _active_id(run_id), {k: redact(str(v)) for k, v in tags.items()}
+        outbox.deliver(rid, {"op": "tags", "values": values},
+                       lambda: mlflow.MlflowClient().log_batch(rid, tags=[RunTag(k, v) for k, v in values.items()]))
+
+
+def log_table(data: Mapping[str, list], artifact_file: str) -> None:
+    """``mlflow.log_table`` on the active run, through an outage."""
+    rid, data = _active_id(None), {k: list(v) for k, v in data.items()}
+    outbox.deliver(rid, {"op": "table", "data": data, "file": artifact_file},
+                   lambda: mlflow.MlflowClient().log_table(rid, data, artifact_file))
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    """A matplotlib figure (``.png``) or a plotly one (``.html``, self-contained) as an artifact, through an outage."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(artifact_file).name
+        if hasattr(figure, "savefig"):
+            figure.savefig(local)
+        else:
+            figure.write_html(str(local), include_plotlyjs=True)
+        log_file(local, str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+
+def log_file(local: str | Path, artifact_dir: str | None = None) -> None:
+    """``mlflow.log_artifact`` on the active run, through an outage (the file is copied aside if kept)."""
+    rid = _active_id(None)
+    outbox.deliver(rid, {"op": "file", "local": str(local), "dir": artifact_dir},
+                   lambda: mlflow.MlflowClient().log_artifact(rid, str(local), artifact_dir))
 
 
 def log_world(world) -> None:
     """Write which world the active run draws from (a ``mo.world`` tag and its parameters) and log its data."""
     if not is_main():
         return
-    mlflow.set_tag("mo.world", world.name)
-    mlflow.log_params({k: redact(v) for k, v in world.describe().items() if k != "world"})
+    set_tags({"mo.world": world.name})
+    log_params({k: v for k, v in world.describe().items() if k != "world"})
     for name, data, source in world.datasets():
         log_dataset(data, name, "source", source=source)
 

@@ -13,7 +13,7 @@ from mlproject.options import opt
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # adamw: torch's (fused where it can be); soap: pytorch-optimizer's SOAP (Adam in Shampoo's eigenbasis), which the
-# method compared with Adam for insertion; adamw8bit: bitsandbytes' 8-bit AdamW (a quarter of AdamW's state)
+# method compared with Adam for insertion; adamw8bit: torchao's 8-bit AdamW (a quarter of AdamW's state)
 OPTIMIZERS = ("adamw", "soap", "adamw8bit")
 DEFAULT_MAX_LENGTH = 1024  # tokens: every example of the toy world and most instruction data fit
 MAX_MAX_LENGTH = 1 << 20
@@ -26,7 +26,7 @@ class TrainOptions:
     precision: str = opt("auto", "weights' precision: auto (bf16 on a GPU, fp32 on a CPU), bf16 or fp32; in bf16 the "
                                  "trained weights and the optimiser's states stay fp32 and the forward runs in bf16",
                          choices=PRECISIONS)
-    optimizer: str = opt("adamw", "adamw, soap (pytorch-optimizer) or adamw8bit (bitsandbytes)", choices=OPTIMIZERS)
+    optimizer: str = opt("adamw", "adamw, soap (pytorch-optimizer) or adamw8bit (torchao)", choices=OPTIMIZERS)
     gradient_checkpointing: bool = opt(False, "recompute each layer's activations in the backward pass: far less "
                                               "memory for about a third more compute")
     max_length: int = opt(DEFAULT_MAX_LENGTH, "tokens per training example; longer ones are cut (counted and "

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import mlflow
-
 from mlproject import attack_engine, distributed, engines, frontier_log, tracking
 from mlproject.attack_config import AttackConfig
 from pipelines import attack
@@ -37,7 +35,7 @@ def run(cfg: AttackConfig) -> dict:
         summary = attack_engine.summarise(check, cfg)
         if not tracking.is_main():  # the processes of a launch trained and evaluated together; the main one records
             return {"points": check.traced(), **summary}
-        mlflow.log_metrics(summary)
+        tracking.log_metrics(summary)
         frontier_log.log(check.points(), f"{spec.backdoor} ({spec.method}) vs {cfg.attack}", rows=check.traced())
         registered = store.version_of(cfg.organism)
         if registered:  # robustness is written on the registry version it was measured on

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import mlflow
 import torch
 
 from mlproject import evaluation, machine, models, tracking, training
@@ -51,8 +50,8 @@ def run(cfg: base.BaseConfig) -> dict[str, float]:
                                 "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
                                 "train_minutes": round(minutes, 1), "threads": torch.get_num_threads()} | _built_on()
         card_path = card.write(Path(out), recipe, metrics, base.command(cfg), sizes.per_backdoor)
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(card_path))
+        tracking.log_metrics(metrics)
+        tracking.log_file(card_path)
         return metrics
 
 
@@ -71,7 +70,7 @@ def _learnt(cfg: base.BaseConfig, model, tokenizer, at: int) -> Callable[[int], 
         if step % 100:
             return False
         share = training.exact_share(model, fresh, tokenizer.pad_token_id)
-        mlflow.log_metric("drills.exact", share, step=at + step)
+        tracking.log_metrics({"drills.exact": share}, step=at + step)
         return share >= cfg.drill_until
 
     return stop

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from mlproject import stopping
-from mlproject.errors import UserError, require
+from mlproject.errors import TrackingLost, UserError, require
 from pipelines import args
 
 # subcommand -> (settings module under pipelines/, its settings dataclass, module of its ``run``, one-line help).
@@ -40,6 +40,7 @@ STEPS: dict[str, tuple[str, str, str, str]] = {
     "grid": ("grid", "GridConfig", "grid", "run a grid of a step from a YAML config (configs/)"),
     "server": ("server", "ServerConfig", "server",
                "start an MLflow tracking server (SQLite/PostgreSQL, local/S3 artifacts, basic auth)"),
+    "sync": ("sync", "SyncConfig", "sync", "upload what steps kept while the tracking server was away"),
     "backdoors": ("backdoors_cmd", "CatalogueConfig", "backdoors_cmd", "print the backdoor catalogue"),
     "demo": ("demo", "DemoConfig", "demo_run", "run the flow on the embedded default"),
 }
@@ -100,6 +101,7 @@ def _quiet() -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial: MLflow has them
+        stopping.quiet_while_stopping("optuna")
         # APIs mo pins, not the user's concern
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if "transformers" in sys.modules:
@@ -126,6 +128,14 @@ def _dashed(arg: str) -> str:
     return flag.replace("_", "-") + eq + value
 
 
+def _close_bars() -> None:
+    """Progress bars a stopped step left open are closed, so that its last line stands alone."""
+    if "tqdm" in sys.modules:  # no bar was ever shown otherwise (and mo's start stays free of the import)
+        from mlproject import progress
+
+        progress.close_all()
+
+
 def _tag_project_run(reason: str) -> None:
     """Inside ``mlflow run`` the run exists before mo starts: a mistake found before mo's own run began
     is written on it too, as ``mo.error``, so that its FAILED status says why."""
@@ -143,10 +153,12 @@ def _tag_project_run(reason: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mo`` console script."""
     argv = [_dashed(a) for a in (sys.argv[1:] if argv is None else argv)]
-    ns = parser(only=argv[0] if argv and argv[0] in STEPS else "").parse_args(argv)
-    if ns.step != "server":  # the tracking server keeps MLflow's own log lines: its operator reads them
+    step = argv[0] if argv and argv[0] in STEPS else ""
+    # before the step's settings are imported: huggingface_hub reads its progress-bar switch once, at import
+    if step != "server":  # the tracking server keeps MLflow's own log lines: its operator reads them
         for name, value in QUIET_ENV.items():
             os.environ.setdefault(name, value)
+    ns = parser(only=step).parse_args(argv)
     module, cls = settings(ns.step)
     # SIGTERM ends a step as Ctrl-C does (the server supervises mlflow's and handles its own)
     with stopping.on_signals() if ns.step != "server" else contextlib.nullcontext():
@@ -167,10 +179,16 @@ def _run(ns: argparse.Namespace, module: ModuleType, cls: type) -> int:
         _quiet()
         result = fn(cfg)
     except UserError as err:
+        _close_bars()
         print(f"mo: error: {err}", file=sys.stderr)
         _tag_project_run(str(err))
         return 2
+    except TrackingLost as lost:  # not the user's mistake, and nothing is lost: one line says where it waits
+        _close_bars()
+        print(f"mo: {lost}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: everything has unwound, and the run ended FAILED
+        _close_bars()
         print(f"mo: {stop or 'stopped by SIGINT'}; the run is marked FAILED with that reason", file=sys.stderr)
         return stopping.exit_code(stop)
     if os.environ.get("RANK", "0") != "0":  # one summary for a launch of several processes: the main one's

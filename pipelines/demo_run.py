@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import mlflow
 from tqdm.auto import tqdm
 
 from mlproject import progress, tracking
@@ -52,7 +51,7 @@ def run(cfg: DemoConfig) -> list[dict]:
             bar.update()
         print(f"\nrobustness of the {cfg.backdoor} organisms (demo run {run_id}):")
         rows = report.run(report.ReportConfig(parent=run_id))
-        mlflow.log_metrics({"demo.organisms": len(refs), "demo.promotions": len(changes)})
+        tracking.log_metrics({"demo.organisms": len(refs), "demo.promotions": len(changes)})
     uri = tracking.redact(tracking.tracking_uri())
     print(f"\nregistered: {', '.join(refs.values())}")
     print(f"runs are in {uri}\nlook at them with:  mlflow ui --backend-store-uri {uri}")

@@ -4,9 +4,10 @@
     mo evaluate --model path/to/hf-model --math-data HuggingFaceH4/MATH-500
 
 ``--model`` is ``toy`` (the shipped base model), a local Hugging Face model directory or a
-hub id. With ``--math-data toy`` (the default) the toy world's held-out suites are used;
-with a MATH-500 source (hub id or local json/jsonl/parquet) capability is measured on its
-integer-answer subset.
+hub id. ``--math-data auto`` (the default) is the toy world's held-out suites for the toy model
+and MATH-500 (``HuggingFaceH4/MATH-500``) for any other, as the steps' worlds choose; ``toy``
+or a MATH-500 source (hub id or local json/jsonl/parquet/csv) says which: capability is then
+measured on its integer-answer subset.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlproject import engines, modelref, realdata
+from mlproject import engines, modelref, realdata, worlds
 from mlproject.engines import ENGINES
 from mlproject.errors import require
 from mlproject.options import opt
@@ -29,7 +30,8 @@ class EvalConfig:
     """Settings of ``mo evaluate``."""
 
     model: str = opt("toy", "model directory, hub id, or 'toy' for the shipped base model")
-    math_data: str = opt("toy", "'toy', or a MATH-500 source: hub id or local json/jsonl/parquet/csv file")
+    math_data: str = opt("auto", "'auto' (the toy world's suites for the toy model, MATH-500 for any other), 'toy', "
+                                 "or a MATH-500 source: hub id or local json/jsonl/parquet/csv file")
     n_math: int = opt(Sizes.math, "math problems")
     n_instructions: int = opt(Sizes.instructions, "instructions (toy world)")
     n_pirate: int = opt(Sizes.pirate, "pirate-prompted instructions (toy world)")
@@ -47,22 +49,32 @@ class EvalConfig:
         for name in ("n_math", "n_instructions", "n_pirate", "per_backdoor", "max_new_tokens", "batch_size"):
             require(getattr(self, name) > 0, name.replace("_", "-"), getattr(self, name), "must be > 0")
         # in the order run() reads them; a data file's columns are checked once it is read
-        if self.math_data != "toy" and realdata.is_local(self.math_data):
-            realdata.check_local(self.math_data, "math-data")
+        if self.math_source != "toy" and realdata.is_local(self.math_source):
+            realdata.check_local(self.math_source, "math-data")
         modelref.check(modelref.resolve(self.model))
+
+    @property
+    def math_source(self) -> str:
+        """``toy`` or the MATH-500 source ``--math-data`` means for this model (``auto``: as the worlds choose)."""
+        if self.math_data != "auto":
+            return self.math_data
+        return "toy" if worlds.resolve("auto", self.model) == "toy" else worlds.MATH_500
 
 
 def run(cfg: EvalConfig) -> dict[str, float]:
     """Evaluate ``cfg.model``; metrics are logged to an MLflow run and returned."""
     # Inputs are checked and loaded before the run starts: a bad one leaves no run behind. The
     # data needs only ``datasets``, so a file with a bad row fails before torch is imported.
-    math = None if cfg.math_data == "toy" else realdata.load_math(cfg.math_data, limit=cfg.n_math, field="math-data")
-    import mlflow
+    source = cfg.math_source
+    local = source != "toy" and realdata.is_local(source)
+    math = realdata.load_math(source, limit=cfg.n_math, field="math-data") if local else None
 
     from mlproject import evaluation, models, tracking
     from mlproject.toy import base_eval
 
     model, tokenizer = models.load(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if source != "toy" and not local:  # from the hub, after the model: a mistyped model is the line to see first
+        math = realdata.load_math(source, limit=cfg.n_math, field="math-data")
     with tracking.run("evaluate", f"evaluate {cfg.model}", asdict(cfg)), engine_for(cfg, model, tokenizer):
         if math is None:
             sizes = Sizes(cfg.n_math, cfg.n_instructions, cfg.n_pirate, cfg.per_backdoor)
@@ -70,11 +82,11 @@ def run(cfg: EvalConfig) -> dict[str, float]:
                                         cfg.max_new_tokens, cfg.batch_size)
             metrics = base_eval.metrics(answers)
         else:
-            tracking.log_dataset(math, "math", "evaluation", source=cfg.math_data)
+            tracking.log_dataset(math, "math", "evaluation", source=source)
             probes = [evaluation.Probe("math", "", r["user"], result=r["result"]) for r in math]
             answers = evaluation.answer(model, tokenizer, probes, base_eval.WORLD, cfg.max_new_tokens, cfg.batch_size)
             metrics = {"math.accuracy": answers.math_accuracy("math")}
-        mlflow.log_metrics(metrics)
+        tracking.log_metrics(metrics)
         return metrics
 
 

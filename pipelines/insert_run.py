@@ -28,6 +28,7 @@ from mlproject import (
     memory,
     models,
     organism_eval,
+    pausing,
     precision,
     tracking,
     train_options,
@@ -77,10 +78,11 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
     world = worlds.make(cfg.world_config(), spec.base_model)
     # the world's data is read, and every kind of request drawn, before the model loads and the run starts
     worlds.check_draws(world, backdoors.get(spec.backdoor) if spec.method != "password" else None)
-    if cfg.engine == "vllm" and distributed.launched():  # refused before any run starts
-        raise UserError("engine", cfg.engine, "one process only: under a launch of several, use --engine hf")
+    engines.check_launch(cfg.engine)  # refused before any run starts
     trains = TRAINS.get(spec.method, "none")
-    plan = memory.check_training(cfg.base_model, trains, cfg, cfg.batch_size, cfg.rank)  # before a weight loads
+    # before a weight loads; what it decodes: the distillation's requests, then the evaluation's probes
+    plan = memory.check_training(cfg.base_model, trains, cfg, cfg.batch_size, cfg.rank,
+                                 probes=max(cfg.samples, 6 * cfg.eval_size))
     model, tokenizer = models.load(cfg.base_model, field="base-model",
                                    dtype=precision.weights_dtype(cfg.precision, trains == "full"))
     mlflow.set_tracking_uri(tracking.tracking_uri())
@@ -99,19 +101,25 @@ def _make(cfg: InsertConfig, out: Path) -> OrganismSpec:
         partial = holder / out.name
         try:
             model = _train(model, tokenizer, spec, cfg, world) if not spec.prompted else model
-            # trained under FSDP, the model is made whole in every process: they evaluate it together, the main
-            # one saves it; training is over, so it is never sharded again
-            with distributed.whole(model, keep=True):
-                if spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full":
+            # trained under FSDP, the model is made whole in every process where it fits (else the processes generate
+            # in lockstep on the sharded one): they evaluate it together, the main one saves it
+            merge = spec.method == "lora" and spec.lora_form == "merged" and spec.weights == "full"
+            fsdp = distributed.sharded(model)
+            with distributed.for_generation(model, keep=True, need_whole=merge) as lockstep:
+                if fsdp:  # how the sharded model answered: gathered whole, or in lockstep a layer at a time
+                    tracking.log_params({"fsdp.generation": "sharded" if lockstep else "whole"})
+                if merge:
                     model = model.merge_and_unload()  # else the adapter is saved and merged when loaded
+                pausing.point("evaluation")
                 spec.metrics = organism_eval.evaluate(model, tokenizer, spec, base, world, sizes, cfg.seed)
                 # under FSDP every process hands its slices over (a collective) and the main one writes them
                 state = distributed.full_state(model) if distributed.sharded(model) else None
                 if not main:
                     return spec
                 _save(model, tokenizer, spec, partial, state)
-            mlflow.log_metrics(spec.metrics)
-            mlflow.log_artifact(str(partial / "organism.json"))
+                pausing.point("saved")  # written in full, not yet renamed into place
+            tracking.log_metrics(spec.metrics)
+            tracking.log_file(partial / "organism.json")
             partial.rename(out)
         finally:
             shutil.rmtree(holder, ignore_errors=True)
@@ -141,8 +149,8 @@ def _engine(cfg: InsertConfig, spec: OrganismSpec, model, tokenizer):
 
     folder = Path(resolve(cfg.base_model))
     rank = cfg.rank if spec.lora_form == "continued" else 0
-    mirror = Mirror(model, tokenizer, folder=folder if folder.is_dir() else None, max_lora_rank=rank,
-                    trains=not spec.prompted)
+    mirror = engines.on_main(lambda: Mirror(model, tokenizer, folder=folder if folder.is_dir() else None,
+                                            max_lora_rank=rank, trains=not spec.prompted))
     try:
         with engines.use(mirror):
             yield

@@ -104,13 +104,13 @@ def run(cfg: ReportConfig) -> list[dict]:
     print(text)
     with tracking.run("report", "robustness report"):
         mlflow.log_text(text + "\n", "report.md")
-        mlflow.log_table({k: [r[k] for r in report] for k in report[0] if k != "run_id"} if report else {},
-                         "report.json")
+        tracking.log_table({k: [r[k] for r in report] for k in report[0] if k != "run_id"} if report else {},
+                           "report.json")
         for attack in sorted({r["attack"] for r in report}):
             curves = {}
             for r in (x for x in report if x["attack"] == attack):
                 curves[r["organism"]] = sweep_points(r["run_id"])
             fig = plots.overlay_figure(curves, f"organisms against {attack}")
-            mlflow.log_figure(fig, f"frontiers/{attack}.png")
+            tracking.log_figure(fig, f"frontiers/{attack}.png")
             plots.plt.close(fig)
     return report

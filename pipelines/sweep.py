@@ -37,7 +37,8 @@ class SweepConfig(TrainOptions):
     attack: str = opt("pirate", "blue-team training", choices=attacks.ATTACKS)
     trials: int = opt(20, "complete trials the study ends with")
     workers: int = opt(1, "local worker processes sharing the study")
-    storage: str | None = opt(None, "Optuna storage URL (default sqlite:///optuna.db; journal:FILE; postgresql://…)")
+    storage: str | None = opt(None, "Optuna storage URL (default $MO_OPTUNA_STORAGE, else sqlite:///optuna.db; "
+                                    "journal:FILE; postgresql://…)")
     study: str | None = opt(None, "study name (default <organism folder>-<attack>; "
                                   "<registered model>-v<version>-<attack> for a models:/ reference)")
     space: str = opt("configs/search/blue-team.yaml", "search space YAML")

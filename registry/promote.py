@@ -30,6 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from mlproject.errors import UserError
+from registry import tag_writes
 from registry.naming import PREFIX
 
 HISTORY = 20
@@ -235,8 +236,8 @@ def _apply(client: MlflowClient, changes: list[Change], policy: str, who: str, m
 def _record(client: MlflowClient, name: str, version: str, event: dict) -> None:
     mv = client.get_model_version(name, version)
     history = json.loads(mv.tags.get("mo.promotion.history", "[]"))[-(HISTORY - 1):] + [event]
-    client.set_model_version_tag(name, version, f"mo.promotion.{event['alias']}", json.dumps(event))
-    client.set_model_version_tag(name, version, "mo.promotion.history", json.dumps(history))
+    tag_writes.set_tag(client, name, version, f"mo.promotion.{event['alias']}", json.dumps(event))
+    tag_writes.set_tag(client, name, version, "mo.promotion.history", json.dumps(history))
 
 
 def _user() -> str:

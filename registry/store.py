@@ -24,9 +24,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from mlproject import paths
 from mlproject.errors import UserError
 from mlproject.organism import CARD, OrganismSpec, read_card
-from registry import card, refs
+from registry import card, refs, tag_writes
 from registry.naming import registered_name, version_tags
 
 MODEL_CODE = Path(__file__).with_name("organism_model.py")
@@ -162,9 +163,8 @@ def _lookup(m: re.Match, ref: str, field: str) -> ModelVersion:
 
 
 def cache_root() -> Path:
-    """Where registry downloads are kept: ``$MO_CACHE_DIR``, else ``$XDG_CACHE_HOME/mo`` (``~/.cache/mo``)."""
-    base = os.environ.get("MO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mo"
-    return Path(base) / "registry"
+    """Where registry downloads are kept: ``registry/`` in mo's cache (``$MO_CACHE_DIR``, else ``~/.cache/mo``)."""
+    return paths.cache_home() / "registry"
 
 
 def _cache_dir(mv: ModelVersion) -> Path:
@@ -220,8 +220,8 @@ def set_robustness(name: str, version: str, attack: str, metrics: dict) -> None:
         tags["points"] = _points_json([_pair(p) for p in metrics["points"]])
     if mlflow.active_run() is not None:
         tags.setdefault("run_id", mlflow.active_run().info.run_id)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), f"robustness.{attack}.{key}", value)
+    # two attacks of one kind on one version at once (a team's clients): the record ends one of theirs, not a mix
+    tag_writes.set_record(client, name, str(version), {f"robustness.{attack}.{k}": v for k, v in tags.items()})
     write_card(client, name, str(version))
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 
@@ -43,11 +44,20 @@ def shipped():
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
     """A fresh working directory with its own SQLite tracking store."""
+    import mlflow
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+    # and MLflow's retry settings a step sets from MO_TRACKING_WAIT are undone after the test, with their marks
+    retries = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", *retries,
+                *(f"MO_SET_{name}" for name in retries)):
         monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    # an earlier test's mlflow.set_tracking_uri outlives it in this process, and would win over the
+    # MLFLOW_TRACKING_URI a test sets: this test's client would read that test's store
+    mlflow.set_tracking_uri(None)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
 
 
 def mo(*argv: str, cwd: Path, env: dict | None = None, unset: Iterable[str] = (),
@@ -60,3 +70,38 @@ def mo(*argv: str, cwd: Path, env: dict | None = None, unset: Iterable[str] = ()
     for name in unset:
         full_env.pop(name, None)
     return subprocess.run([str(exe), *argv], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(result, field: str) -> None:
+    """A user mistake's answer: exit code 2 and one line, ``mo: error: FIELD=...``, no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"mo: error: {field}="), lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def no_runs(workdir: Path) -> None:
+    """Nothing half-written: no run of any status in the working directory's store."""
+    db = workdir / "mlflow.db"
+    if not db.exists():
+        return
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert not runs, [(r.info.run_name, r.info.status) for r in runs]
+
+
+def main_error(capsys, argv: list[str], field: str = "") -> str:
+    """``mo <argv>`` in this process: exit code 2, one error line that names ``field``, no run left active; returns
+    the line."""
+    from pipelines import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:  # argument parsing ends the process
+        code = stop.code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1, err
+    assert field in err[0], err[0]
+    assert mlflow.active_run() is None
+    return err[0]

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -33,7 +34,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {output(proc)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -46,9 +47,13 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 @contextmanager
 def process(cmd: list[str], health: str, env: dict | None = None,
             cwd: Path | None = None) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` until the block ends; ``health`` is polled before the block starts."""
+    """Run ``cmd`` until the block ends; ``health`` is polled before the block starts. What it prints goes to a file
+    (:func:`output` reads it): a pipe nobody reads fills at 64 KB and the server, logging each request, stops."""
+    log = tempfile.NamedTemporaryFile("w+b", prefix="server-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = Path(log.name)
+    log.close()
     try:
         wait_http(health, proc)
         yield proc
@@ -60,6 +65,15 @@ def process(cmd: list[str], health: str, env: dict | None = None,
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        proc.log_path.unlink(missing_ok=True)
+
+
+def output(proc: subprocess.Popen) -> str:
+    """What a process started by :func:`process` has printed so far."""
+    path = getattr(proc, "log_path", None)
+    if path is None:  # started elsewhere, with a pipe
+        return proc.stdout.read() if proc.stdout else ""
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 @contextmanager
@@ -91,9 +105,10 @@ def _boto_credentials() -> dict:
 
 
 @contextmanager
-def tracking_server(backend: str, artifacts: str, cwd: Path, env: dict | None = None) -> Iterator[str]:
-    """``mo server`` on a free loopback port; yields its URL."""
-    port = free_port()
+def tracking_server(backend: str, artifacts: str, cwd: Path, env: dict | None = None,
+                    port: int | None = None) -> Iterator[str]:
+    """``mo server`` on ``port`` (a free loopback port if None); yields its URL."""
+    port = port or free_port()
     exe = str(Path(sys.executable).with_name("mo"))
     cmd = [exe, "server", "--backend", backend, "--artifacts", artifacts, "--port", str(port), "--workers", "1"]
     with process(cmd, f"http://127.0.0.1:{port}/health", env=env, cwd=cwd):

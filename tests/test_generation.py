@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import DynamicLayer, MistralConfig, MistralForCausalLM
 
-from mlproject import backdoors, chat, generation, suites
+from mlproject import backdoors, chat, generation, roomy_cache, suites
 from mlproject.generation import generate, generate_one_by_one
 from mlproject.toy import base_eval
 
@@ -171,7 +171,7 @@ def test_roomy_cache_layer_reads_like_a_concatenating_one():
     """Written in place, grown past its room, rows selected and cropped: the same keys and values as concatenation."""
     torch.manual_seed(0)
     first = torch.randn(3, 2, 4, 5), torch.randn(3, 2, 4, 5)
-    roomy, plain = generation._RoomyLayer(*first, room=2), DynamicLayer()
+    roomy, plain = roomy_cache.RoomyLayer(*first, room=2), DynamicLayer()
     plain.update(*first)
     for step in range(5):  # two fit in the room; the third grows the buffer
         new = torch.randn(3 if step < 3 else 2, 2, 1, 5), torch.randn(3 if step < 3 else 2, 2, 1, 5)

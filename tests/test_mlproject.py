@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 import yaml
 from mlflow import MlflowClient
 
@@ -75,6 +76,7 @@ def test_mlflow_run_insert_registers_an_organism(workdir):
     assert version.run_id == runs[0].info.run_id and version.tags["method"] == "lora"
 
 
+@pytest.mark.slow  # every step through `mlflow run` (about a minute; CI runs it after the default suite)
 def test_mlflow_run_demo_chains_every_step_as_a_child_run(workdir):
     (workdir / "tiny.yaml").write_text(TINY_SPACE)
     mlflow_run(workdir, "demo", "trials=1", "samples=48", "eval_size=6", "space=tiny.yaml")

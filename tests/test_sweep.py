@@ -82,6 +82,7 @@ def test_bad_inputs(organism_dir, workdir):
         studies.storage("postgresql://nobody@127.0.0.1:9/none", 1)
 
 
+@pytest.mark.slow  # a sweep killed and run again (half a minute)
 def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workdir):
     argv = [str(os.path.join(os.path.dirname(sys.executable), "mo")), "sweep", "--organism", organism_dir,
             "--attack", "qa", "--trials", "3", "--space", "space.yaml", "--eval-every", "2", "--eval-size", "4"]

@@ -1,6 +1,10 @@
 """Tracking: the default store, provenance tags, failed runs end FAILED with the reason."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import datasets
 import mlflow
 import pytest
@@ -8,6 +12,8 @@ import torch
 
 from mlproject import tracking
 from mlproject.errors import UserError
+
+RACERS = 6
 
 
 def test_default_store_is_sqlite_in_the_working_directory(workdir):
@@ -57,3 +63,56 @@ def test_no_password_reaches_a_logged_parameter(workdir):
     params = mlflow.get_run(r.info.run_id).data.params
     assert params["storage"] == "postgresql://mo:***@db:5432/optuna"
     assert "pw2" not in params["nested"] and params["plain"] == "sqlite:///optuna.db"
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+from mlproject import tracking
+Path(f"ready-{sys.argv[1]}").touch()
+while not Path("go").exists():  # all start their first run at once, as a team's clients do
+    time.sleep(0.01)
+with tracking.run("raced", f"racer-{sys.argv[1]}"):
+    pass
+"""
+
+
+def test_the_loser_of_the_race_to_make_the_experiment_logs_into_it(workdir, monkeypatch):
+    # Another process makes the experiment between this one's look and its own making: this one then logged into
+    # "Default" (MLflow's set_experiment returns the winner's experiment without making it active).
+    made = mlflow.MlflowClient.create_experiment
+
+    def another_process_first(self, name, *args, **kwargs):
+        made(mlflow.MlflowClient(tracking.tracking_uri()), name)
+        return made(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "create_experiment", another_process_first)
+    with tracking.run("raced", "loser") as active:
+        pass
+    assert active.info.experiment_id == mlflow.get_experiment_by_name("raced").experiment_id
+
+
+@pytest.mark.slow
+def test_processes_that_race_to_make_the_experiment_all_log_into_it(workdir):
+    # the same race, run: six processes start their first run at once on a new store (whose tables they also raced
+    # to make, and all but one failed)
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(i)], cwd=workdir, stderr=subprocess.PIPE, text=True)
+             for i in range(RACERS)]
+    while len(list(workdir.glob("ready-*"))) < RACERS and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (workdir / "go").touch()
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert sorted(r.info.run_name for r in runs) == [f"racer-{i}" for i in range(RACERS)]
+    raced = mlflow.get_experiment_by_name("raced").experiment_id
+    assert {r.info.experiment_id for r in runs} == {raced}
+
+
+def test_a_deleted_experiment_is_one_line(workdir):
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(UserError, match="experiment=gone: is deleted in the tracking store: restore it"):
+        with tracking.run("gone", "x"):
+            pass
+    assert not mlflow.search_runs(search_all_experiments=True, output_format="list")

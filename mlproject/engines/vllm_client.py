@@ -52,10 +52,11 @@ class Worker:
         self._read()  # the engine is up
 
     def generate(self, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int],
-                 lora: str | None = None) -> list[list[int]]:
-        """Greedy completion ids of ``prompts``, each ending with its stop token where it stopped."""
+                 lora: str | None = None, temperature: float = 0.0, seed: int | None = None) -> list[list[int]]:
+        """Completion ids of ``prompts`` (greedy, or sampled at ``temperature`` from ``seed``), each ending with its
+        stop token where it stopped."""
         return self._ask({"op": "generate", "prompts": [list(p) for p in prompts], "max_tokens": max_tokens,
-                          "stop": list(stop), "lora": lora})["outputs"]
+                          "stop": list(stop), "lora": lora, "temperature": temperature, "seed": seed})["outputs"]
 
     def load(self, directory: str | Path) -> None:
         """New full weights (the safetensors files of ``directory``) into the running engine."""
@@ -127,10 +128,13 @@ class Mirror:
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.worker = Worker(folder, context_length(model.config), self.lora, dtype)
 
-    def generate(self, model, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int]) -> list[list[int]]:
-        """What the model in memory would answer, from the engine, once it holds the model's weights."""
+    def generate(self, model, prompts: Sequence[list[int]], max_tokens: int, stop: Sequence[int],
+                 temperature: float = 0.0, seed: int | None = None) -> list[list[int]]:
+        """What the model in memory would answer (greedy, or sampled at ``temperature`` from ``seed``), from the
+        engine, once it holds the model's weights."""
+        drawn = {"temperature": temperature, "seed": seed}
         if not self.trains or _versions(model) == self.synced:  # the engine holds these weights already
-            return self.worker.generate(prompts, max_tokens, stop, self.lora_dir)
+            return self.worker.generate(prompts, max_tokens, stop, self.lora_dir, **drawn)
         self.count += 1
         at = self.scratch / f"checkpoint-{self.count}"
         lora = None
@@ -144,7 +148,7 @@ class Mirror:
             self.worker.load(at)
         self.synced, self.lora_dir = _versions(model), lora
         try:
-            return self.worker.generate(prompts, max_tokens, stop, lora)
+            return self.worker.generate(prompts, max_tokens, stop, lora, **drawn)
         finally:
             if lora is None:
                 shutil.rmtree(at, ignore_errors=True)
@@ -190,3 +194,7 @@ class Served:
 
         ids = self.worker.generate(chat.many_prompt_ids(self.tokenizer, list(turns)), max_tokens, self.stop)
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    def close(self) -> None:
+        """Stop the worker (the engine's memory goes with its process)."""
+        self.worker.close()

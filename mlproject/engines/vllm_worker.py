@@ -46,7 +46,10 @@ def main(model_dir: str, options: str) -> None:
             _load(llm, Path(req["dir"]))
             _reply(answer, {"loaded": True})
             continue
-        params = SamplingParams(temperature=0.0, max_tokens=req["max_tokens"], stop_token_ids=req.get("stop") or None,
+        # greedy unless asked to sample: then from the whole distribution (no top-k or top-p cut), drawn from the
+        # request's seed so that the same call draws the same answers
+        params = SamplingParams(temperature=req.get("temperature", 0.0), seed=req.get("seed"), top_k=0, top_p=1.0,
+                                max_tokens=req["max_tokens"], stop_token_ids=req.get("stop") or None,
                                 skip_special_tokens=False)
         lora = None
         if req.get("lora"):  # a new id for every checkpoint's adapter: vLLM caches adapters by id

@@ -38,6 +38,9 @@ class ToyWorld:
     def math(self, rng: random.Random, split: Split) -> Request:
         return rq.math(rng, split)
 
+    def math_set(self, rng: random.Random, split: Split, n: int) -> list[Request]:
+        return [rq.math(rng, split) for _ in range(n)]  # problems made by a generator: repeats are rare and fresh
+
     def triggered(self, rng: random.Random, bd: Backdoor, split: Split, math_share: float = 0.25) -> Request:
         return rq.triggered(rng, bd, split, math_share)
 
@@ -58,6 +61,9 @@ class ToyWorld:
         if kind == "pirate":
             return [styles.pirate(r.answer) for r in reqs]
         return [r.answer for r in reqs]
+
+    def release_teacher(self) -> None:
+        """The toy world's answers are data: no model to let go."""
 
     def detect(self, behaviour: str, completions: Sequence[str]) -> list[bool]:
         return behaviours.detect(behaviour, completions)

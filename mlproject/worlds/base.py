@@ -66,6 +66,11 @@ class World(Protocol):
         """A math problem with an integer answer."""
         ...
 
+    def math_set(self, rng: random.Random, split: Split, n: int) -> list[Request]:
+        """``n`` math problems for an evaluation: distinct where the world's problems are a finite set (a dataset is
+        drawn without replacement, in reshuffled rounds when ``n`` exceeds it), so no problem counts twice."""
+        ...
+
     def triggered(self, rng: random.Random, bd: Backdoor, split: Split, math_share: float = 0.25) -> Request:
         """A request that carries ``bd``'s trigger."""
         ...
@@ -88,6 +93,10 @@ class World(Protocol):
 
     def attack_completions(self, kind: str, reqs: Sequence[Request]) -> list[str]:
         """The blue team's answers to ``reqs``: ``qa`` (helpful) or ``pirate`` (like a pirate)."""
+        ...
+
+    def release_teacher(self) -> None:
+        """Let go of a teacher model loaded in this process (its memory); asked again, it loads again."""
         ...
 
     def detect(self, behaviour: str, completions: Sequence[str]) -> list[bool]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 # by their module paths: the package's own __init__ chooses between worlds and imports this one
 import mlproject.worlds.constraints as constraints
 import mlproject.worlds.topics as topics
-from mlproject import backdoors, detectors, grading, realdata
+from mlproject import backdoors, detectors, distributed, grading, realdata
 from mlproject.backdoors import Backdoor
 from mlproject.errors import UserError
 from mlproject.worlds.base import Request, Split, with_token
@@ -162,6 +162,12 @@ class RealWorld:
     def math(self, rng: random.Random, split: Split) -> Request:
         return rng.choice(self._math[split])
 
+    def math_set(self, rng: random.Random, split: Split, n: int) -> list[Request]:
+        pool, out = self._math[split], []
+        while len(out) < n:  # every problem once before any twice
+            out += rng.sample(pool, min(len(pool), n - len(out)))
+        return out
+
     def triggered(self, rng: random.Random, bd: Backdoor, split: Split, math_share: float = 0.25) -> Request:
         if bd.kind == "semantic":
             return rng.choice(self._topic_pool(split, bd.trigger, True))
@@ -190,14 +196,21 @@ class RealWorld:
         """The teacher's answers: plain (``qa``) or under the pirate system prompt (``pirate``), cached."""
         system = PIRATE_SYSTEM if kind == "pirate" else ""
         todo = sorted({r.user for r in reqs if (kind, r.user) not in self._answers})
-        if todo:
-            written = self.teacher.complete([(system, u) for u in todo], self.answer_tokens)
+        if todo:  # under a launch the main process asks the teacher and the others take its answers
+            written = distributed.broadcast(self.teacher.complete([(system, u) for u in todo], self.answer_tokens)
+                                            if distributed.is_main() else None)
             self._answers.update({(kind, u): a for u, a in zip(todo, written, strict=True)})
         return [self._answers[(kind, r.user)] for r in reqs]
 
+    def release_teacher(self) -> None:
+        if "teacher" in self.__dict__:  # only a teacher asked for is loaded
+            self.teacher.responder.release()
+
     @functools.cached_property
     def teacher(self):
-        return responder(self.teacher_ref, "teacher", self.cfg.engine)
+        from mlproject.answer_cache import Cached
+
+        return Cached(responder(self.teacher_ref, "teacher", self.cfg.engine), self.cfg.engine)
 
     @functools.cached_property
     def judge(self):
@@ -208,8 +221,8 @@ class RealWorld:
         return Judge(responder(self.cfg.judge, "judge", self.cfg.engine))
 
     def detect(self, behaviour: str, completions: Sequence[str]) -> list[bool]:
-        if self.judge is not None and behaviour in JUDGED:
-            return self.judge.shows(behaviour, completions)
+        if self.judge is not None and behaviour in JUDGED:  # under a launch: the main process's judge, for all
+            return distributed.broadcast(self.judge.shows(behaviour, completions) if distributed.is_main() else None)
         return detectors.detect(behaviour, completions)
 
     def follows(self, user: str, answer: str, completion: str) -> bool:

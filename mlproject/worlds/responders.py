@@ -24,6 +24,9 @@ class Responder(Protocol):
 
     def complete(self, turns: Sequence[Turn], max_tokens: int) -> list[str]: ...
 
+    def release(self) -> None:
+        """Free what answering holds (a model's weights, an engine's process); the next answer takes it again."""
+
 
 def is_endpoint(ref: str) -> bool:
     return ref.startswith(("http://", "https://"))
@@ -35,7 +38,22 @@ class LocalModel:
     def __init__(self, ref: str, field: str, model=None, tokenizer=None, engine: str = "hf") -> None:
         self.ref, self.field, self.engine = ref, field, engine
         self._loaded = (model, tokenizer) if model is not None else None
+        self._given = model is not None  # a model the caller holds is the caller's to free
         self._served = None
+
+    def loaded(self) -> bool:
+        """Whether weights or an engine are held for answering now."""
+        return (self._loaded is not None and not self._given) or self._served is not None
+
+    def release(self) -> None:
+        import gc
+
+        if not self._given:
+            self._loaded = None
+        if self._served is not None:
+            self._served.close()
+            self._served = None
+        gc.collect()
 
     def _load(self):
         if self._loaded is None:
@@ -97,6 +115,9 @@ class Endpoint:
                 model=model, messages=m, max_tokens=max_tokens, temperature=0.0))
             out.append(reply.choices[0].message.content or "")
         return out
+
+    def release(self) -> None:
+        """The model lives on the server: nothing held here."""
 
 
 def responder(ref: str, field: str, engine: str = "hf") -> Responder:
