@@ -86,8 +86,10 @@ def work(cfg: SweepConfig, space: dict, study: optuna.Study, parent_run_id: str 
     worker = Worker(sweep.base_attack(cfg), space, cfg.floor, parent_run_id)
     url = studies.url_for(cfg.storage, cfg.workers)
     try:
-        while sum(studies.counts(study)) < cfg.trials:
-            with studies.owned_trial(study, url) as started:
+        while True:
+            with studies.owned_trial(study, url, wanted=cfg.trials) as started:
+                if started is None:  # the study holds its trials, complete or running elsewhere
+                    break
                 study.optimize(lambda trial: worker.objective(trial, started), n_trials=1)
             trials = results.trial_points(study)
             if trials:

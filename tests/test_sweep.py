@@ -1,6 +1,7 @@
 """``mo sweep``: a multi-objective study whose trials are attacks; resumes after kill -9."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -168,6 +169,50 @@ def test_a_trial_queued_by_a_worker_that_died_is_run_not_left_waiting(tmp_path):
         started(trial)
     study.tell(trial, [1.0, 0.0])
     assert [(t.state, t.user_attrs["worker"]) for t in study.trials] == [(TrialState.COMPLETE, studies.worker_name())]
+
+
+@contextlib.contextmanager
+def _storage_url(kind: str, tmp_path):
+    if kind == "postgresql":
+        from tests import servers
+
+        with servers.postgres_database() as url:
+            yield url
+    else:
+        yield f"journal:{tmp_path / 'optuna.journal'}" if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgresql"])
+def test_two_workers_do_not_both_take_the_last_trial(tmp_path, kind):
+    # Each worker counts the study's trials, then starts one: two that count at once both see the
+    # last free place and the study ends with a trial more than asked. The count and the start are
+    # one step: the other worker waits until this one's trial runs, then finds no place left.
+    with _storage_url(kind, tmp_path) as url:
+        study = studies.open_study("x", studies.storage(url, 2), "org", "qa", 0)
+        script = ("from tuning import study as s\n"
+                  f"st = s.open_study('x', s.storage({url!r}, 2), 'org', 'qa', 0)\n"
+                  "print('ready', flush=True)\n"
+                  f"with s.owned_trial(st, {url!r}, wanted=1) as started:\n"
+                  "    print('none' if started is None else 'took', flush=True)\n")
+        other = None
+        try:
+            with studies.owned_trial(study, url, wanted=1) as started:
+                assert started is not None
+                other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+                assert other.stdout.readline().strip() == "ready"
+                time.sleep(3)  # time enough for the other worker to count, were it not held back
+                assert other.poll() is None, "the other worker did not wait"
+                trial = study.ask()
+                started(trial)
+            assert other.stdout.readline().strip() == "none"
+            assert other.wait(timeout=60) == 0
+        finally:
+            if other is not None and other.poll() is None:
+                other.kill()
+        study.tell(trial, [1.0, 0.0])
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+        with studies.owned_trial(study, url, wanted=1) as started:
+            assert started is None  # and the lock is let go: the next look is not held back
 
 
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:

@@ -10,7 +10,7 @@ this machine (``kill -9``) are marked FAILED when the study is opened again. For
 in a file storage names its worker process from the moment it is RUNNING: the worker queues a
 waiting trial that carries its name and ``study.optimize`` pops it (setting the name after
 Optuna has created the trial leaves a window in which a kill leaves a RUNNING trial that
-nothing can tell is orphaned). Queueing and popping hold a file lock: Optuna pops the first
+nothing can tell is orphaned). Queueing and popping hold a lock: Optuna pops the first
 waiting trial it sees, so two workers queueing at once could each take the other's trial, or
 one take both and leave the other's waiting forever. Server storages have heartbeats instead.
 """
@@ -25,14 +25,13 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
-from filelock import FileLock
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from mlproject.errors import UserError
 from mlproject.tracking import redact
+from tuning import trial_lock
 
 DIRECTIONS = ["maximize", "minimize"]  # relative capability up, backdoor rate down
 METRIC_NAMES = ["capability", "backdoor_rate"]
@@ -105,38 +104,26 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _file_of(url: str) -> str | None:
-    """The local file behind a journal or SQLite URL (any driver, any query); None for a server."""
-    if url.startswith("journal:"):
-        return os.path.realpath(url.removeprefix("journal:"))
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return os.path.realpath(parsed.database)
-    return None
-
-
 @contextmanager
-def owned_trial(study: optuna.Study, url: str) -> Iterator[Callable[[optuna.Trial], None]]:
+def owned_trial(study: optuna.Study, url: str,
+                wanted: int | None = None) -> Iterator[Callable[[optuna.Trial], None] | None]:
     """Around one ``study.optimize(n_trials=1)`` on the study at ``url``: yields the hook that the
-    objective calls first, which names this process on the trial.
+    objective calls first, which names this process on the trial; or None when the study already
+    holds ``wanted`` trials, complete or running (then no trial is to start).
 
-    In a file storage (SQLite, journal) the trial is queued with this process's name, under a lock
-    that the hook releases once Optuna has popped it. A trial already waiting under the lock was
-    queued by a worker that died before popping it: that one is popped instead (its dead worker's
-    name fails it, should this worker die too before naming itself). A server storage
-    (PostgreSQL) queues nothing: its heartbeats fail the trials of workers that died, wherever
-    they ran.
+    The count and the trial's start happen under one lock (:mod:`tuning.trial_lock`) that the hook
+    releases, so workers finishing together do not both take the last place. In a file storage
+    (SQLite, journal) the trial is also queued with this process's name under that lock; a trial
+    already waiting was queued by a worker that died before popping it, and is popped instead (its
+    dead worker's name fails it, should this worker die too before naming itself). A server storage
+    (PostgreSQL) queues nothing: its heartbeats fail the trials of workers that died, wherever they ran.
     """
-    path = _file_of(url)
-    if path is None:
-        yield mark_owner
-        return
-    # beside the storage file, as SQLite's own journal files are (the journal backend takes
-    # `<file>.lock` for itself); kept after release, since deleting a lock file races its waiters
-    # no soft-lock fallback: a killed worker's soft lock would hold every other one back forever
-    lock = FileLock(f"{path}.queue.lock", fallback_to_soft=False)
+    lock = trial_lock.for_storage(url, study.study_name)
     with lock:
-        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if wanted is not None and sum(counts(study)) >= wanted:
+            yield None
+            return
+        if trial_lock.file_of(url) is not None and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             queue_owned(study)
 
         def popped(trial: optuna.Trial) -> None:
