@@ -24,6 +24,7 @@ from mlproject import (
     memory,
     organism,
     organism_eval,
+    pausing,
     precision,
     progress,
     tracking,
@@ -173,6 +174,7 @@ def trace(model, tokenizer, spec: organism.OrganismSpec, cfg: AttackConfig, worl
                 continue
             last = check.rows[-1]
             row = check(model, done + step)
+            pausing.point(f"checkpoint-{done + step}")  # its point measured and logged
             if before is not None:
                 if cliff(last, row, cfg.refine) and step - before["step"] > 1:
                     refine(run, before, check, model, done, cfg.refine_points)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import mlflow
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
@@ -160,10 +161,22 @@ def lost(run_id: str) -> bool:
     return run_id in _lost
 
 
+def _lock() -> FileLock:
+    """Held to append to a kept run and to upload kept runs: several mo processes started at once after an
+    outage each upload, and a step still keeping its last records may meet one of them. Under it, a run is
+    uploaded once; records kept after its upload start a new file, uploaded by the next step."""
+    return FileLock(str(folder() / ".lock"))
+
+
 def keep(run_id: str, record: dict) -> None:
     """Append ``record`` to the run's file on disk (a file to upload is moved beside it)."""
+    folder().mkdir(parents=True, exist_ok=True)
+    with _lock():
+        _append(run_id, record)
+
+
+def _append(run_id: str, record: dict) -> None:
     path = _file(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if record.get("op") == "file":
         files = path.with_suffix("")
         files.mkdir(exist_ok=True)
@@ -184,8 +197,15 @@ def metrics_record(values: dict[str, float], step: int | None) -> dict:
 
 def upload(store_uri: str) -> list[str]:
     """Upload every kept run that belongs to the store ``store_uri`` (redacted, as kept); returns their ids."""
+    if not folder().is_dir():
+        return []
+    with _lock():
+        return _upload(store_uri)
+
+
+def _upload(store_uri: str) -> list[str]:
     done = []
-    for path in sorted(folder().glob("*.jsonl")) if folder().is_dir() else []:
+    for path in sorted(folder().glob("*.jsonl")):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if not lines or lines[0].get("op") != "store" or lines[0].get("uri") != store_uri:
             continue  # kept for another store

@@ -7,7 +7,8 @@ test) that watches the output cannot count on catching it. With ``MO_PAUSE_AT=<n
 step prints one line when it reaches that point and waits there until a signal ends it (SIGTERM
 and Ctrl-C end it as anywhere else: the run ends FAILED with the reason). Unset, a point costs
 one look at the environment. The points: ``evaluation`` (``mo insert``, before the organism is
-measured) and ``saved`` (``mo insert``, its folder written in full and not yet renamed into place).
+measured), ``saved`` (``mo insert``, its folder written in full and not yet renamed into place)
+and ``checkpoint-<step>`` (an attack or a sweep's trial, once that checkpoint is measured and logged).
 """
 from __future__ import annotations
 

@@ -139,7 +139,9 @@ def supervise(cmd: list[str], env: dict[str, str]) -> None:
     import subprocess
 
     server = subprocess.Popen(cmd, env=env, start_new_session=True)
-    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(server.pid)])
+    # in a session of its own too: a kill of mo's whole process group (kill -9 -<pgid>) must not take it along
+    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(server.pid)],
+                                start_new_session=True)
 
     def stop(signum, frame) -> None:  # ends the group; the wait below then returns
         with contextlib.suppress(ProcessLookupError):

@@ -8,6 +8,7 @@ both. :func:`set_tag` tries a collided write again (the row now exists: it is up
 """
 from __future__ import annotations
 
+import itertools
 import random
 import time
 
@@ -34,14 +35,23 @@ def set_record(client: MlflowClient, name: str, version: str, tags: dict[str, st
     """Set ``tags`` so that they end as one writer's record: this one's whole, or another's written after it.
 
     Each round writes every tag and reads them back; a mix of this record and another's (two writers
-    interleaved) is written again after a random pause, so that one of the two finishes last.
+    interleaved) is written again after a random pause that grows with each round, so that the
+    writers fall out of step and one finishes last. A record still mixed after ``RECORD_WAIT``
+    seconds is an error, not a silent mix.
     """
-    for attempt in range(TRIES):
-        if attempt:
-            time.sleep(random.uniform(0.1, 1.0))  # so that one of two interleaved writers finishes after the other
+    deadline = time.monotonic() + RECORD_WAIT
+    for attempt in itertools.count():
+        if attempt:  # so that one of the interleaved writers finishes after the others
+            time.sleep(random.uniform(0.1, 1.0) * min(2 ** (attempt - 1), 8))
         for key, value in tags.items():
             set_tag(client, name, version, key, value)
         now = client.get_model_version(name, version).tags
         ours = sum(now.get(key) == value for key, value in tags.items())
         if ours in (0, len(tags)):  # ours whole, or wholly another's (written after ours)
             return
+        if time.monotonic() > deadline:
+            raise MlflowException(f"the tags {sorted(tags)[0]}… of {name} version {version} stayed a mix of several "
+                                  f"writers' for {RECORD_WAIT} s; write them again (mo report lists the runs)")
+
+
+RECORD_WAIT = 120.0

@@ -41,6 +41,18 @@ def shipped():
     return models.load("toy")
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_env_restored():
+    """MLflow's ``set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment (for subprocesses): a
+    test's call would otherwise outlive it, and point a later test's ``mo`` at that test's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
     """A fresh working directory with its own SQLite tracking store."""

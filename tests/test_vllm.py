@@ -132,7 +132,8 @@ def test_an_attack_on_two_processes_asks_the_main_process_s_engine(workdir):
     repo = str(Path(__file__).resolve().parents[1])
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": repo, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"}
     engines = 0  # the most vLLM workers seen at once during the launch
-    for launch in ([sys.executable], [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]):
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for launch in ([sys.executable], two):
         log = workdir / "launch.log"  # a file: a pipe nobody reads during the run could fill and stop it
         with log.open("w") as err:
             proc = subprocess.Popen(launch + common, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=err)
