@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import mlflow
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
@@ -164,8 +164,10 @@ def lost(run_id: str) -> bool:
 def _lock() -> FileLock:
     """Held to append to a kept run and to upload kept runs: several mo processes started at once after an
     outage each upload, and a step still keeping its last records may meet one of them. Under it, a run is
-    uploaded once; records kept after its upload start a new file, uploaded by the next step."""
-    return FileLock(str(folder() / ".lock"))
+    uploaded once (a step that finds another uploading goes on without waiting); records kept after its
+    upload start a new file, uploaded by the next step."""
+    # no soft-lock fallback: a step killed while holding a soft lock would hold every later step back for ever
+    return FileLock(str(folder() / ".lock"), fallback_to_soft=False)
 
 
 def keep(run_id: str, record: dict) -> None:
@@ -199,8 +201,15 @@ def upload(store_uri: str) -> list[str]:
     """Upload every kept run that belongs to the store ``store_uri`` (redacted, as kept); returns their ids."""
     if not folder().is_dir():
         return []
-    with _lock():
+    lock = _lock()
+    try:  # another step uploading (its requests may wait long for the server) has it in hand: this one goes on
+        lock.acquire(blocking=False)
+    except Timeout:
+        return []
+    try:
         return _upload(store_uri)
+    finally:
+        lock.release()
 
 
 def _upload(store_uri: str) -> list[str]:

@@ -155,6 +155,7 @@ def supervise(cmd: list[str], env: dict[str, str]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)  # its workers, if the server itself went first
         watchdog.kill()
+        watchdog.wait()
     if code not in (0, -signal.SIGTERM):
         raise SystemExit(code)
 

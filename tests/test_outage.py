@@ -235,9 +235,14 @@ def test_an_attack_outlives_its_server_and_the_next_step_uploads_what_it_measure
         time.sleep(0.2)
     # held while the server goes, so that a fast machine cannot finish the attack in between
     attack.send_signal(signal.SIGSTOP)
-    assert _checkpoints(cwd / "server.db") >= 2 and attack.poll() is None, "the attack never reached two checkpoints"
-    server.__exit__(None, None, None)  # gone for good, two checkpoints in
-    attack.send_signal(signal.SIGCONT)
+    try:
+        assert _checkpoints(cwd / "server.db") >= 2 and attack.poll() is None, "the attack never reached 2 checkpoints"
+        server.__exit__(None, None, None)  # gone for good, two checkpoints in
+    except BaseException:
+        attack.kill()
+        raise
+    finally:
+        attack.send_signal(signal.SIGCONT)
     out, err = attack.communicate(timeout=300)
     assert attack.returncode == 1, err[-3000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("mo: the tracking server did not answer")

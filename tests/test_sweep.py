@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -91,9 +92,10 @@ def test_resumes_after_kill_9_with_exactly_n_complete_trials(organism_dir, workd
     # finish the trial between the look that saw it running and the kill
     proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "MO_PAUSE_AT": "checkpoint-2"})
-    printed = ""
-    while "mo: paused at checkpoint-2" not in printed and proc.poll() is None:
-        printed += proc.stderr.readline()
+    printed, deadline = "", time.monotonic() + 300
+    while "mo: paused at checkpoint-2" not in printed and proc.poll() is None and time.monotonic() < deadline:
+        if select.select([proc.stderr], [], [], 1.0)[0]:
+            printed += proc.stderr.readline()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert "mo: paused at checkpoint-2" in printed, printed[-2000:]
@@ -196,14 +198,15 @@ def test_two_workers_do_not_both_take_the_last_trial(tmp_path, kind):
         try:
             with studies.owned_trial(study, url, wanted=1) as started:
                 assert started is not None
-                other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-                assert other.stdout.readline().strip() == "ready"
+                other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+                assert other.stdout.readline().strip() == "ready", other.communicate()[1][-2000:]
                 time.sleep(3)  # time enough for the other worker to count, were it not held back
                 assert other.poll() is None, "the other worker did not wait"
                 trial = study.ask()
                 started(trial)
-            assert other.stdout.readline().strip() == "none"
-            assert other.wait(timeout=60) == 0
+            out, err = other.communicate(timeout=120)
+            assert (other.returncode, out.strip()) == (0, "none"), err[-2000:]  # it found no place left
         finally:
             if other is not None and other.poll() is None:
                 other.kill()
@@ -211,6 +214,27 @@ def test_two_workers_do_not_both_take_the_last_trial(tmp_path, kind):
         assert [t.state for t in study.trials] == [TrialState.COMPLETE]
         with studies.owned_trial(study, url, wanted=1) as started:
             assert started is None  # and the lock is let go: the next look is not held back
+
+
+def test_a_trial_lock_held_too_long_on_postgresql_is_an_error_and_a_dead_peer_is_found(monkeypatch):
+    import sqlalchemy
+
+    from tests import servers
+    from tuning import trial_lock
+
+    monkeypatch.setattr(trial_lock, "WAIT", 1.0)
+    with servers.postgres_database() as url:
+        with trial_lock.for_storage(url, "x") as held:
+            assert isinstance(held, trial_lock.AdvisoryLock) and held.is_locked
+            # the server's side of the lock's connection probes its peer: a holder whose machine died is let go
+            settings = {k: held._conn.execute(sqlalchemy.text(f"SHOW {k}")).scalar() for k in trial_lock.KEEPALIVES}
+            assert settings == {k: str(v) for k, v in trial_lock.KEEPALIVES.items()}
+            with pytest.raises(TimeoutError, match="held the study's trial lock for 1 s"):
+                trial_lock.for_storage(url, "x").acquire()
+            with trial_lock.for_storage(url, "another study"):  # a lock per study
+                pass
+        with trial_lock.for_storage(url, "x"):  # let go
+            pass
 
 
 def _two_workers(organism_dir, storage: str | None) -> optuna.Study:

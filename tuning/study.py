@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,12 @@ def owned_trial(study: optuna.Study, url: str,
     """
     lock = trial_lock.for_storage(url, study.study_name)
     with lock:
+        # a dead worker's trial would count as running: failed first (on this machine by its pid; on a server
+        # storage by its heartbeat, which Optuna itself looks at only when a trial starts)
+        fail_orphans(study)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # nothing without heartbeats (file storages)
         if wanted is not None and sum(counts(study)) >= wanted:
             yield None
             return

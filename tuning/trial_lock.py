@@ -7,18 +7,28 @@ lock that the trial's first line releases:
 
 - a file storage (SQLite, journal): a file lock beside the storage file;
 - PostgreSQL: a session advisory lock keyed by the study's name. PostgreSQL lets it go when the
-  holder's connection closes, so a worker killed while holding it holds no one back;
+  holder's connection closes, so a worker killed while holding it holds no one back; the lock's
+  connection asks the server for TCP keepalives of about a minute, so a holder whose machine or
+  network died is let go in that time too (not after the system's two hours), and a wait longer
+  than ``WAIT`` seconds is an error. The lock lives on one server session: a pooling proxy in
+  transaction mode (PgBouncer's default) cannot carry it, so workers connect to PostgreSQL itself;
 - any other server: no lock (each worker may then start one trial more than asked).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 
 import sqlalchemy
+import sqlalchemy.exc
 from filelock import FileLock
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+WAIT = 600.0  # seconds a worker waits for the trial lock: a holder only samples and creates one trial
+KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
 
 
 class AdvisoryLock:
@@ -39,10 +49,19 @@ class AdvisoryLock:
             return
         conn = self._engine.connect()
         try:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            for setting, seconds in KEEPALIVES.items():  # the server's side of this connection: a dead peer found
+                conn.execute(sqlalchemy.text(f"SET {setting} = {int(seconds)}"))
+            deadline = time.monotonic() + WAIT
+            # polled rather than waited for in one statement: a wait has a bound, and a stop (SIGTERM) is seen
+            while not conn.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another sweep worker held the study's trial lock for {WAIT:.0f} s "
+                                       f"(advisory lock {self.key}); is a worker stuck?")
+                time.sleep(0.2)
             conn.commit()
         except BaseException:
             conn.close()
+            self._engine.dispose()
             raise
         self._conn = conn
 
@@ -51,9 +70,11 @@ class AdvisoryLock:
             return
         conn, self._conn = self._conn, None
         try:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            # a failed unlock (the connection dropped) is no failure: closing the connection releases it anyway
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
         finally:
-            conn.close()  # closing alone would release it too
+            conn.close()
             self._engine.dispose()
 
     def __enter__(self) -> AdvisoryLock:
