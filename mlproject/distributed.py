@@ -55,6 +55,16 @@ def init() -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo")
 
 
+def finish() -> None:
+    """Leave the launch's process group together, once the work is done: every process waits for the others at a
+    barrier, then closes its connections. A process that just exits while a peer's gloo threads still hold
+    connections to it can abort that peer at its own exit ("terminate called without an active exception",
+    SIGABRT), failing a launch whose work had all been done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def spread(fn: Callable[[list[T]], list[R]], items: Sequence[T], *more: Sequence | None) -> list[R]:
     """``fn`` over ``items`` with the work split among the processes (every ``size()``-th item each), the results
     gathered back in order on every process. ``more``: sequences split alongside ``items`` (or None).

@@ -162,7 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, cls = settings(ns.step)
     # SIGTERM ends a step as Ctrl-C does (the server supervises mlflow's and handles its own)
     with stopping.on_signals() if ns.step != "server" else contextlib.nullcontext():
-        return _run(ns, module, cls)
+        code = _run(ns, module, cls)
+    if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a launch's processes leave it together
+        from mlproject import distributed
+
+        distributed.finish()
+    return code
 
 
 def _run(ns: argparse.Namespace, module: ModuleType, cls: type) -> int:

@@ -32,7 +32,8 @@ def main(trains: str, steps: int = 4) -> None:
     sharded = any(type(p).__name__ == "DTensor" for p in run.model.parameters())
     if distributed.is_main():
         print(json.dumps({"losses": losses, "processes": distributed.size(), "wrapped": wrapped,
-                          "sharded": sharded, "threads": torch.get_num_threads()}))
+                          "sharded": sharded, "threads": torch.get_num_threads()}), flush=True)
+    distributed.finish()
 
 
 if __name__ == "__main__":
