@@ -163,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM ends a step as Ctrl-C does (the server supervises mlflow's and handles its own)
     with stopping.on_signals() if ns.step != "server" else contextlib.nullcontext():
         code = _run(ns, module, cls)
-    if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a launch's processes leave it together
+    # a launch's processes leave it together (distributed.launched(), read here without importing torch for the
+    # steps that never need it)
+    if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from mlproject import distributed
 
         distributed.finish()
